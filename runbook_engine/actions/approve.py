@@ -1,0 +1,27 @@
+"""``approve:`` a manual gate. The asking (TTY prompt, ``--yes``, ``--approve``,
+fail-closed without a TTY) is the executor's ``Approver``; this renders the question."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..engine.results import Outcome
+from ..record.events import Status
+from ..spec.model import ApproveAction
+
+if TYPE_CHECKING:
+    from ..spec.model import Action
+    from . import ActionEnv
+
+
+def run(action: Action, env: ActionEnv) -> Outcome:
+    assert isinstance(action, ApproveAction)
+    message = env.render_text(action.message, f"{env.where} approve")
+    confirm = None
+    if action.confirm is not None:
+        confirm = str(env.render(action.confirm, f"{env.where} approve.confirm"))
+    approved, how = env.approver.ask(env.step, env.host, message, confirm, action.timeout)
+    display = f"approve: {message}"
+    if approved:
+        return Outcome(status=Status.OK, command=display, message=f"approved ({how})")
+    return Outcome(status=Status.FAILED, command=display, message=f"not approved ({how})", retryable=False)

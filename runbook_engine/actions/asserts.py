@@ -1,0 +1,40 @@
+"""``assert:`` expressions that must all be true; a failure names the expression and
+the values it looked at."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from ..engine import render
+from ..engine.results import Outcome
+from ..record.events import Status
+from ..spec.model import AssertAction
+
+if TYPE_CHECKING:
+    from ..spec.model import Action
+    from . import ActionEnv
+
+
+def run(action: Action, env: ActionEnv) -> Outcome:
+    assert isinstance(action, AssertAction)
+    failures = []
+    for expression in action.expressions:
+        if not env.evaluate(expression, f"{env.where} assert"):
+            failures.append(f"assertion failed: `{expression}`{_values(expression, env)}")
+    display = " and ".join(action.expressions)
+    if failures:
+        return Outcome(status=Status.FAILED, message="; ".join(failures), command=display)
+    return Outcome(status=Status.OK, command=display)
+
+
+def _values(expression: str, env: ActionEnv) -> str:
+    shown = []
+    for path in render.value_paths(expression):
+        try:
+            value = env.evaluate(path, "assert")
+        except Exception:  # noqa: BLE001 - best effort explanation only
+            continue
+        text = json.dumps(value, default=str)
+        shown.append(f"{path} = {text[:200]}")
+    return f" ({'; '.join(shown)})" if shown else ""

@@ -1,0 +1,42 @@
+"""``copy:`` a local file and ``template:`` a rendered one to the host, atomically
+(temp file beside ``dest``, then rename). ``changed`` only when content or mode differ.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..engine.results import Outcome
+from ..errors import ConnectionLostError, TransportError
+from ..record.events import Status
+from ..spec.model import CopyAction, TemplateAction
+
+if TYPE_CHECKING:
+    from ..spec.model import Action
+    from . import ActionEnv
+
+
+def run(action: Action, env: ActionEnv) -> Outcome:
+    assert isinstance(action, CopyAction | TemplateAction)
+    where = f"{env.where} {action.kind}"
+    src = env.base_dir / env.render_text(action.src, f"{where}.src")
+    dest = env.render_text(action.dest, f"{where}.dest")
+    display = f"{action.kind} {src} -> {dest}"
+    try:
+        data = src.read_bytes()
+    except OSError as exc:
+        return Outcome(status=Status.FAILED, message=f"cannot read {src}: {exc.strerror}", command=display)
+    if isinstance(action, TemplateAction):
+        text = data.decode("utf-8", errors="replace")
+        data = env.render_text(text, f"{where} {src.name}").encode("utf-8")
+    mode = None if action.mode is None else int(action.mode, 8)
+    try:
+        env.transport.connect()
+        changed = env.transport.write_file(dest, data, mode)
+    except ConnectionLostError as exc:
+        return Outcome(status=Status.UNKNOWN, message=f"outcome unknown: {exc}", command=display, connection_lost=True)
+    except TransportError as exc:
+        return Outcome(status=Status.FAILED, message=str(exc), command=display, retryable=exc.retryable)
+    except OSError as exc:
+        return Outcome(status=Status.FAILED, message=f"cannot write {dest}: {exc.strerror or exc}", command=display)
+    return Outcome(status=Status.CHANGED if changed else Status.OK, command=display)

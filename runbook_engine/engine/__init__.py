@@ -1,0 +1,1 @@
+"""Running a runbook: rendering, the executor, retries, run state, locks."""

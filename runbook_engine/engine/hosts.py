@@ -1,0 +1,106 @@
+"""Per-host run state: results, the template context, and the saga of completed steps
+whose undo a rollback would run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..spec.model import Scope, Step
+from ..spec.params import resolve_params
+from ..transports.base import Transport
+from . import render
+from .results import StepResult
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunInfo:
+    id: str
+    operator: str
+    started_at: str
+
+
+@dataclass(slots=True, kw_only=True)
+class HostState:
+    name: str
+    address: str
+    host_vars: Mapping[str, Any]
+    transport: Transport
+    results: dict[str, StepResult] = field(default_factory=dict)
+    saga: list[tuple[Step, StepResult]] = field(default_factory=list)
+    failed: bool = False
+    changed: bool = False
+    started: bool = False
+    _views: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _vars: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _params: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        if self.failed:
+            return "failed"
+        return "changed" if self.changed else "ok"
+
+    def record(self, step: Step, result: StepResult, *, in_saga: bool) -> None:
+        self.results[step.id] = result
+        self._views.setdefault(step.scope.prefix, {})[step.local_id] = result.view()
+        if result.set_vars:
+            self._vars.setdefault(step.scope.prefix, {}).update(result.set_vars)
+        if result.changed:
+            self.changed = True
+        if in_saga:
+            self.saga.append((step, result))
+
+
+class ContextBuilder:
+    """Builds ``params / vars / secrets / env / steps / host / run`` for a step."""
+
+    def __init__(
+        self,
+        *,
+        params: Mapping[str, Any],
+        secrets: Mapping[str, str],
+        run: RunInfo,
+    ) -> None:
+        self.params = dict(params)
+        self.secrets = dict(secrets)
+        self.run = {"id": run.id, "operator": run.operator, "started_at": run.started_at}
+        self.env = dict(os.environ)
+
+    def context(self, host: HostState, scope: Scope) -> dict[str, Any]:
+        base = self._base(host, scope)
+        if scope.prefix not in host._vars:
+            host._vars[scope.prefix] = self._render_vars(scope, base)
+        base["vars"] = host._vars[scope.prefix]
+        return base
+
+    def _base(self, host: HostState, scope: Scope) -> dict[str, Any]:
+        return {
+            "params": self._params(host, scope),
+            "vars": host._vars.get(scope.prefix, {}),
+            "secrets": self.secrets,
+            "env": self.env,
+            "steps": host._views.setdefault(scope.prefix, {}),
+            "host": {"name": host.name, "address": host.address, "vars": host.host_vars},
+            "run": self.run,
+        }
+
+    def _params(self, host: HostState, scope: Scope) -> dict[str, Any]:
+        if scope.parent is None:
+            return self.params
+        cached = host._params.get(scope.prefix)
+        if cached is None:
+            parent = self.context(host, scope.parent)
+            given = render.render_value(dict(scope.with_), parent, f"include {scope.path}")
+            cached = resolve_params(scope.params, given)
+            host._params[scope.prefix] = cached
+        return cached
+
+    def _render_vars(self, scope: Scope, base: dict[str, Any]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        base["vars"] = values
+        for name, value in scope.vars.items():
+            values[name] = render.render_value(value, base, f"var {name!r}")
+        return values

@@ -1,0 +1,174 @@
+"""``runbook plan``: what would run where, rendered as far as possible. Executes
+nothing, except steps marked ``safe: true`` (they only read), which really run so that
+later steps render with real values.
+
+A value that depends on a step that has not run is shown as ``<steps.ID.FIELD>``.
+"""
+
+from __future__ import annotations
+
+import shlex
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import RenderError
+from ..spec.model import (
+    Action,
+    ApproveAction,
+    ArgvAction,
+    AssertAction,
+    CopyAction,
+    HttpAction,
+    Phase,
+    RunAction,
+    SetAction,
+    SleepAction,
+    Step,
+    TemplateAction,
+)
+from ..units import format_duration
+from . import render
+from .hosts import HostState
+from .stepper import Stepper
+
+
+class Unresolved:
+    """Stands for a step result that is unknown at plan time."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+
+    def __getattr__(self, name: str) -> Unresolved:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return Unresolved(f"{self._path}.{name}")
+
+    def __getitem__(self, key: object) -> Unresolved:
+        return Unresolved(f"{self._path}[{key!r}]")
+
+    def __str__(self) -> str:
+        return f"<{self._path}>"
+
+    def __iter__(self) -> Any:
+        return iter(())
+
+    def __bool__(self) -> bool:
+        raise RenderError(f"depends on {self._path}, unknown before the run")
+
+    __eq__ = __ne__ = __lt__ = __gt__ = __le__ = __ge__ = lambda self, other: self.__bool__()  # type: ignore[assignment]  # noqa: E731
+
+
+@dataclass(slots=True, kw_only=True)
+class PlannedStep:
+    phase: str
+    step: Step
+    hosts: list[str]
+    action: str
+    undo: str | None
+    when: str | None = None
+    ran: str | None = None  # safe step: its real status
+    notes: list[str] = field(default_factory=list)
+
+
+class _Views(dict[str, Any]):
+    """``steps`` at plan time: real results of safe steps, Unresolved for the rest."""
+
+    def __missing__(self, key: str) -> Unresolved:
+        return Unresolved(f"steps.{key}")
+
+
+def build_plan(
+    steps_by_phase: Mapping[Phase, tuple[Step, ...]],
+    hosts: list[HostState],
+    stepper: Stepper,
+) -> list[PlannedStep]:
+    cancel = threading.Event()
+    planned: list[PlannedStep] = []
+    for phase in Phase:
+        for step in steps_by_phase.get(phase, ()):
+            planned.append(_plan_step(step, hosts, stepper, cancel))
+    return planned
+
+
+def _plan_step(step: Step, hosts: list[HostState], stepper: Stepper, cancel: threading.Event) -> PlannedStep:
+    targets = hosts[:1] if step.run_once else hosts
+    descriptions: dict[str, list[str]] = {}
+    undo_text: str | None = None
+    when_text: str | None = None
+    ran: str | None = None
+    for host in targets:
+        context = stepper.contexts.context(host, step.scope)
+        context["steps"] = _Views(context["steps"])
+        renderer = _Renderer(context, step)
+        descriptions.setdefault(describe_action(step.action, renderer), []).append(host.name)
+        if step.undo is not None:
+            undo_text = describe_action(step.undo.action, renderer)
+        if step.when is not None:
+            when_text = f"when {step.when}: {renderer.decide(step.when)}"
+        if step.safe and phase_runs_safe(step):
+            result = stepper.run_step(step, host, cancel)
+            host.record(step, result, in_saga=False)
+            ran = result.status.value
+    where = "control machine" if step.local else None
+    text = "\n".join(
+        f"{desc}" if len(descriptions) == 1 else f"[{', '.join(names)}] {desc}"
+        for desc, names in descriptions.items()
+    )
+    notes = [where] if where else []
+    return PlannedStep(phase=step.phase.value, step=step, hosts=[h.name for h in targets], action=text,
+                       undo=undo_text, when=when_text, ran=ran, notes=notes)
+
+
+def phase_runs_safe(step: Step) -> bool:
+    return step.phase in (Phase.PRECONDITIONS, Phase.STEPS, Phase.VERIFY)
+
+
+class _Renderer:
+    def __init__(self, context: dict[str, Any], step: Step) -> None:
+        self.context = context
+        self.where = f"step {step.id!r}"
+
+    def text(self, source: str) -> str:
+        try:
+            return render.render(source, self.context, self.where)
+        except RenderError as exc:
+            return f"<cannot render: {exc}>"
+
+    def value(self, value: Any) -> str:
+        try:
+            return str(render.render_value(value, self.context, self.where))
+        except RenderError as exc:
+            return f"<cannot render: {exc}>"
+
+    def decide(self, expression: str) -> str:
+        try:
+            return "true" if render.evaluate(expression, self.context, self.where) else "false (skipped)"
+        except RenderError:
+            return "decided at run time"
+
+
+def describe_action(action: Action, r: _Renderer | Callable[[str], str]) -> str:
+    renderer = r if isinstance(r, _Renderer) else None
+    text = renderer.text if renderer else r  # type: ignore[assignment]
+    value = renderer.value if renderer else (lambda v: str(v))
+    if isinstance(action, RunAction):
+        return text(action.command).strip()
+    if isinstance(action, ArgvAction):
+        return shlex.join(value(a) for a in action.argv)
+    if isinstance(action, HttpAction):
+        expect = "/".join(str(s) for s in action.expect_status)
+        return f"http {action.method} {text(action.url)} (expect {expect})"
+    if isinstance(action, AssertAction):
+        return "assert " + " and ".join(action.expressions)
+    if isinstance(action, ApproveAction):
+        return f"approve: {text(action.message)}"
+    if isinstance(action, SetAction):
+        return "set " + ", ".join(f"{k}={value(v)}" for k, v in action.values.items())
+    if isinstance(action, SleepAction):
+        return f"sleep {format_duration(action.seconds)}"
+    if isinstance(action, CopyAction | TemplateAction):
+        mode = f" mode {action.mode}" if action.mode else ""
+        return f"{action.kind} {text(action.src)} -> {text(action.dest)}{mode}"
+    return action.kind

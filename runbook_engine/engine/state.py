@@ -1,0 +1,137 @@
+"""Saved run state for ``runbook resume`` and ``runbook rollback RUN_ID``.
+
+``<state_dir>/runs/<run_id>.jsonl`` holds, masked, the run's header (runbook path and
+SHA-256, params without secret values, inventory, hosts) and every step and undo
+outcome with the output tails later templates need. It is flushed at every barrier;
+the audit log, not this file, is the durable record. Secrets are never saved: a resumed
+run reads them again from their sources.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ResumeError
+from ..record.events import Event, RunStarted, RunStatus, Status, StepFinished
+from ..secrets import Masker
+from .results import StepResult, parse_json
+from .statedir import ensure_state_dir, open_private_file
+
+_KEPT = {"run.started", "step.finished", "undo.finished", "rollback.started", "run.finished"}
+
+
+def runs_dir(state_dir: Path) -> Path:
+    return state_dir / "runs"
+
+
+class StateSink:
+    def __init__(self, state_dir: Path, run_id: str, masker: Masker) -> None:
+        directory = runs_dir(state_dir)
+        directory.mkdir(mode=0o700, exist_ok=True)
+        ensure_state_dir(directory)
+        fd = open_private_file(directory / f"{run_id}.jsonl", os.O_WRONLY | os.O_CREAT, append=True)
+        self._file = os.fdopen(fd, "a", encoding="utf-8")
+        self._masker = masker
+        self._lock = threading.Lock()
+
+    def emit(self, event: Event) -> None:
+        if event.name not in _KEPT:
+            return
+        record = {"event": event.name, **event.record()}
+        record = self._masker.mask_data(record)  # type: ignore[assignment]
+        line = json.dumps(record, default=_plain, ensure_ascii=False)
+        with self._lock:
+            self._file.write(line + "\n")
+
+    def barrier(self) -> None:
+        with self._lock:
+            self._file.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)
+
+
+@dataclass(slots=True, kw_only=True)
+class SavedRun:
+    run_id: str
+    header: dict[str, Any]
+    status: RunStatus | None  # None: the run never finished (crash, kill -9)
+    results: dict[tuple[str, str], StepResult] = field(default_factory=dict)
+
+    @property
+    def runbook(self) -> str:
+        return str(self.header["runbook"])
+
+    @property
+    def hosts(self) -> list[str]:
+        return list(self.header.get("hosts") or [])
+
+
+def load_saved_run(state_dir: Path, run_id: str) -> SavedRun:
+    path = runs_dir(state_dir) / f"{run_id}.jsonl"
+    if not run_id.replace("-", "").isalnum() or not path.is_file():
+        raise ResumeError(f"no saved state for run {run_id!r} in {runs_dir(state_dir)}")
+    saved: SavedRun | None = None
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a torn last line after a kill
+            saved = _apply(saved, run_id, record)
+    if saved is None:
+        raise ResumeError(f"run {run_id!r}: saved state is empty")
+    return saved
+
+
+def _apply(saved: SavedRun | None, run_id: str, record: dict[str, Any]) -> SavedRun | None:
+    event = record.get("event")
+    if event == RunStarted.name:
+        return SavedRun(run_id=run_id, header=record, status=None)
+    if saved is None:
+        return None
+    if event == StepFinished.name and record.get("phase") in ("steps", "verify"):
+        status = Status(record["status"])
+        key = (record["host"], record["step"])
+        if status.succeeded:
+            saved.results[key] = _result(record, status)
+        else:
+            saved.results.pop(key, None)
+    elif event == "undo.finished" and record.get("status") in ("ok", "changed"):
+        saved.results.pop((record["host"], record["step"]), None)
+    elif event == "run.finished":
+        saved.status = RunStatus(record["status"])
+    return saved
+
+
+def _result(record: dict[str, Any], status: Status) -> StepResult:
+    stdout = record.get("stdout_tail") or ""
+    return StepResult(
+        step_id=record["step"],
+        host=record["host"],
+        phase=record["phase"],
+        status=status,
+        rc=record.get("rc"),
+        stdout=stdout,
+        stderr=record.get("stderr_tail") or "",
+        json=parse_json(stdout),
+        http_status=record.get("http_status"),
+        message=record.get("message"),
+        command=record.get("command"),
+        attempts=record.get("attempt", 1),
+        started_at=record.get("started_at", 0.0),
+        duration=record.get("duration_ms", 0) / 1000,
+        set_vars=record.get("set_vars") or {},
+    )

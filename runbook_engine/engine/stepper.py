@@ -1,0 +1,193 @@
+"""Run one step (or one undo) on one host: ``when``, rendering, the action, retries,
+``until`` / ``failed_when`` / ``changed_when``. Returns a ``StepResult``; never raises
+for an outcome."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from ..actions import ActionEnv, Approver, handler_for
+from ..errors import RenderError
+from ..record.events import EventSink, Status, StepRetry
+from ..secrets import Masker
+from ..spec.model import Action, Retries, Step, Undo
+from ..transports.base import Transport
+from ..transports.output import LiveCallback, StepOutput
+from . import render
+from .hosts import ContextBuilder, HostState
+from .results import Outcome, StepResult, parse_json
+from .retries import run_with_retries
+
+LiveFactory = Callable[[str, str], LiveCallback | None]
+
+
+class Stepper:
+    def __init__(
+        self,
+        *,
+        contexts: ContextBuilder,
+        masker: Masker,
+        sink: EventSink,
+        approver: Approver,
+        live: LiveFactory,
+        local_transport: Transport,
+        base_dir: Path,
+    ) -> None:
+        self.contexts = contexts
+        self.masker = masker
+        self.sink = sink
+        self.approver = approver
+        self.live = live
+        self.local_transport = local_transport
+        self.base_dir = base_dir
+
+    def run_step(self, step: Step, host: HostState, cancel: threading.Event) -> StepResult:
+        started = time.time()
+        clock = time.monotonic()
+        try:
+            context = self.contexts.context(host, step.scope)
+            if step.when is not None and not render.evaluate(
+                step.when, context, f"step {step.id!r} when"
+            ):
+                return self._result(step, host, Outcome(status=Status.SKIPPED, message="when is false"), 1, started, clock)
+            outcome, attempts = self._attempts(step, host, context, cancel)
+        except RenderError as exc:
+            outcome, attempts = Outcome(status=Status.FAILED, message=str(exc), retryable=False), 1
+        return self._result(step, host, outcome, attempts, started, clock)
+
+    def run_undo(self, step: Step, undo: Undo, host: HostState, cancel: threading.Event) -> StepResult:
+        started = time.time()
+        clock = time.monotonic()
+        try:
+            context = self.contexts.context(host, step.scope)
+            outcome = self._once(
+                step, undo.action, host, context, cancel,
+                env=undo.env, cwd=undo.cwd, timeout=undo.timeout, label=f"{step.id} undo",
+            )
+        except RenderError as exc:
+            outcome = Outcome(status=Status.FAILED, message=str(exc))
+        return self._result(step, host, outcome, 1, started, clock)
+
+    def _attempts(
+        self, step: Step, host: HostState, context: dict[str, Any], cancel: threading.Event
+    ) -> tuple[Outcome, int]:
+        policy: Retries = step.retries
+
+        def attempt(number: int) -> tuple[Outcome, bool]:
+            outcome = self._once(
+                step, step.action, host, context, cancel,
+                env=step.env, cwd=step.cwd, timeout=step.timeout, label=step.id,
+            )
+            outcome = self._judge(step, context, outcome)
+            until_ok = True
+            if policy.until and outcome.status.succeeded:
+                until_ok = bool(self._evaluate_self(step, context, outcome, policy.until, "until"))
+            if not until_ok and number >= policy.attempts:
+                outcome = _replace(outcome, status=Status.FAILED,
+                                   message=f"until `{policy.until}` still false after {number} attempts")
+            return outcome, until_ok
+
+        def on_retry(number: int, cause: str, delay: float) -> None:
+            self.sink.emit(StepRetry(step=step.id, host=host.name, attempt=number,
+                                     cause=self.masker.mask(cause), next_delay_ms=int(delay * 1000)))
+            self.sink.barrier()
+
+        return run_with_retries(policy, attempt, on_retry, cancel)
+
+    def _once(
+        self,
+        step: Step,
+        action: Action,
+        host: HostState,
+        context: dict[str, Any],
+        cancel: threading.Event,
+        *,
+        env: Mapping[str, str],
+        cwd: str | None,
+        timeout: float | None,
+        label: str,
+    ) -> Outcome:
+        where = f"step {step.id!r}"
+        rendered_env = {k: str(render.render_value(v, context, f"{where} env.{k}")) for k, v in env.items()}
+        rendered_cwd = None if cwd is None else render.render(cwd, context, f"{where} cwd")
+        action_env = ActionEnv(
+            step=step,
+            host=host.name,
+            transport=self.local_transport if step.local else host.transport,
+            render=lambda value, what: render.render_value(value, context, what),
+            render_text=lambda source, what: render.render(source, context, what),
+            evaluate=lambda expr, what: render.evaluate(expr, context, what),
+            output=StepOutput(self.masker.mask, self.live(host.name, label), secret_margin=self.masker.longest),
+            cancel=cancel,
+            timeout=timeout,
+            env=rendered_env,
+            cwd=rendered_cwd,
+            base_dir=self.base_dir,
+            approver=self.approver,
+        )
+        try:
+            return handler_for(action.kind)(action, action_env)
+        except RenderError as exc:
+            return Outcome(status=Status.FAILED, message=str(exc), retryable=False)
+
+    def _judge(self, step: Step, context: dict[str, Any], outcome: Outcome) -> Outcome:
+        if outcome.interrupted or outcome.connection_lost:
+            return outcome
+        json_value = outcome.json if outcome.json is not None else parse_json(outcome.stdout)
+        outcome = _replace(outcome, json=json_value)
+        if step.failed_when is not None and outcome.status is not Status.SKIPPED:
+            failed = bool(self._evaluate_self(step, context, outcome, step.failed_when, "failed_when"))
+            if failed:
+                return _replace(outcome, status=Status.FAILED, message=f"failed_when `{step.failed_when}` is true")
+            if not outcome.status.succeeded:
+                outcome = _replace(outcome, status=Status.CHANGED, message=None)
+        if step.changed_when is not None and outcome.status.succeeded:
+            changed = bool(self._evaluate_self(step, context, outcome, step.changed_when, "changed_when"))
+            outcome = _replace(outcome, status=Status.CHANGED if changed else Status.OK)
+        return outcome
+
+    def _evaluate_self(
+        self, step: Step, context: dict[str, Any], outcome: Outcome, expression: str, what: str
+    ) -> Any:
+        """Evaluate with ``steps.<this step>`` bound to this attempt's outcome."""
+        attempt = StepResult(
+            step_id=step.id, host="", phase=step.phase.value, status=outcome.status,
+            rc=outcome.rc, stdout=outcome.stdout, stderr=outcome.stderr, json=outcome.json,
+            http_status=outcome.http_status, message=outcome.message,
+        )
+        steps = dict(context["steps"])
+        steps[step.local_id] = attempt.view()
+        return render.evaluate(expression, {**context, "steps": steps}, f"step {step.id!r} {what}")
+
+    def _result(
+        self, step: Step, host: HostState, outcome: Outcome, attempts: int, started: float, clock: float
+    ) -> StepResult:
+        mask = self.masker.mask
+        return StepResult(
+            step_id=step.id,
+            host=host.name,
+            phase=step.phase.value,
+            status=outcome.status,
+            rc=outcome.rc,
+            stdout=outcome.stdout,
+            stderr=outcome.stderr,
+            json=self.masker.mask_data(outcome.json),
+            http_status=outcome.http_status,
+            message=None if outcome.message is None else mask(outcome.message),
+            command=None if outcome.command is None else mask(outcome.command),
+            attempts=attempts,
+            started_at=started,
+            duration=time.monotonic() - clock,
+            set_vars=dict(outcome.set_vars),
+            interrupted=outcome.interrupted,
+        )
+
+
+def _replace(outcome: Outcome, **changes: Any) -> Outcome:
+    from dataclasses import replace
+
+    return replace(outcome, **changes)

@@ -1,0 +1,1 @@
+"""What a run leaves behind: events, audit log, console, reports."""

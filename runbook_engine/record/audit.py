@@ -1,0 +1,512 @@
+"""The audit log: ``<state_dir>/audit.jsonl``, append-only, hash-chained, fsynced.
+
+Owns the file format and its guarantees: one compact JSON object per line; each
+record's ``prev_hash`` is the SHA-256 hex of the previous line's bytes (64 zeros for
+the first line); with a key (``RUNBOOK_AUDIT_KEY``) each record also ends with an
+``hmac`` field, HMAC-SHA256 over the line's bytes without that trailing
+``,"hmac":"..."``. Appends from several processes sharing a state dir form one linear
+chain (exclusive ``flock``). A torn last line (a kill or power loss mid-write) is a
+crash, not an edit: ``verify`` reports it as truncated, and the next writer appends an
+``audit.repaired`` record naming it before the chain goes on.
+
+What the records *say* (events and their fields) belongs to the executor; this module
+only adds ``prev_hash`` and ``hmac``, and reads back what ``list_runs`` needs.
+"""
+
+from __future__ import annotations
+
+import enum
+import fcntl
+import hashlib
+import hmac
+import json
+import os
+import re
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING, Any
+
+from ..engine.statedir import ensure_state_dir, open_private_file
+from ..errors import AuditError, StateDirError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping, Sequence
+
+AUDIT_FILE = "audit.jsonl"
+ZERO_HASH = "0" * 64
+REPAIRED_EVENT = "audit.repaired"
+KEY_ENV = "RUNBOOK_AUDIT_KEY"
+
+_HMAC_TAIL = re.compile(rb',"hmac":"([0-9a-f]{64})"\}\Z')
+_READ_BLOCK = 64 * 1024
+
+
+def _jsonable(value: object) -> object:
+    """Last resort for values json does not know; raw bytes never reach the log."""
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"audit record field of type {type(value).__name__}")
+
+
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_jsonable
+)
+# For strings holding lone surrogates (undecodable bytes kept by surrogateescape):
+# \\udcxx escapes keep the line valid UTF-8 and still valid JSON.
+_ASCII_ENCODER = json.JSONEncoder(
+    ensure_ascii=True, separators=(",", ":"), allow_nan=False, default=_jsonable
+)
+
+
+def key_from_env(environ: Mapping[str, str] | None = None) -> bytes | None:
+    """The HMAC key from ``RUNBOOK_AUDIT_KEY`` (UTF-8), or None when unset/empty."""
+    value = (os.environ if environ is None else environ).get(KEY_ENV, "")
+    return value.encode("utf-8") if value else None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditLine:
+    """One line as stored: ``raw`` without its newline, ``record`` None when the
+    line is not a JSON object, ``terminated`` False for a last line with no newline."""
+
+    number: int
+    raw: bytes
+    record: dict[str, Any] | None
+    terminated: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VerifyReport:
+    """``head_hash`` is the SHA-256 of the last complete record line: the value the
+    next record's ``prev_hash`` will hold. ``truncated_line`` names a torn tail (a
+    crash, so ``ok`` stays True); ``first_bad_line`` and ``reason`` an edit."""
+
+    ok: bool
+    records: int
+    head_hash: str
+    first_bad_line: int | None = None
+    reason: str | None = None
+    truncated_line: int | None = None
+    keyed: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunSummary:
+    """A run as ``audit list`` shows it; ``status`` is None when no ``run.finished``
+    was recorded (the run is going on, or its controller died)."""
+
+    run_id: str
+    runbook: str
+    operator: str
+    started_at: str
+    status: str | None = None
+    duration: float | None = None
+
+
+class AuditLog:
+    """An open audit log. ``append`` is safe from several threads and processes."""
+
+    def __init__(self, *, path: Path, fd: int, key: bytes | None, run_id: str):
+        self.path = path
+        self.run_id = run_id
+        self._fd = fd
+        self._key = key
+        self._mutex = threading.Lock()
+        self._identity = _identity(os.fstat(fd))
+        self._size = -1  # unknown: read the tail before the next write
+        self._head = ZERO_HASH
+        self._appended = False
+
+    @classmethod
+    def open(cls, state_dir: Path, *, key: bytes | None, run_id: str) -> AuditLog:
+        """Open (creating) the log, repairing a torn last line first. Raises
+        ``StateDirError`` naming the path and the cause when it cannot be used."""
+        ensure_state_dir(state_dir)
+        path = state_dir / AUDIT_FILE
+        fd = open_private_file(path, os.O_RDWR | os.O_CREAT, append=True)
+        log = cls(path=path, fd=fd, key=key, run_id=run_id)
+        try:
+            with log._mutex:
+                log._locked_write(())
+        except OSError as exc:
+            log.close()
+            raise StateDirError(f"audit log {path}: {exc.strerror or exc}") from exc
+        return log
+
+    @property
+    def head_hash(self) -> str:
+        """SHA-256 of the last line this log wrote or saw."""
+        return self._head
+
+    def append(self, records: Sequence[Mapping[str, Any]]) -> None:
+        """Chain, write (one ``write``) and fsync (once) ``records``. The caller
+        supplies ``ts``, ``run_id``, ``seq``, ``event`` and the event's fields.
+
+        Raises ``AuditError`` when the log cannot be written, except for a failure of
+        this log's first append (nothing has run yet): that is ``StateDirError``."""
+        if not records:
+            return
+        with self._mutex:
+            try:
+                self._locked_write(records)
+            except OSError as exc:
+                message = f"audit log {self.path}: cannot write: {exc.strerror or exc}"
+                if not self._appended:
+                    raise StateDirError(message) from exc
+                raise AuditError(message) from exc
+            self._appended = True
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _locked_write(self, records: Sequence[Mapping[str, Any]]) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        try:
+            size, repair = self._sync_tail()
+            if not records and not repair:
+                return
+            data = repair + self._encode(records)
+            _write_all(self._fd, data)
+            os.fsync(self._fd)
+            self._size = size + len(data)
+        except BaseException:
+            self._size = -1  # what is on disk is unknown: read the tail next time
+            raise
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def _sync_tail(self) -> tuple[int, bytes]:
+        """Current size, and the repair record to write first when the tail is torn.
+        Reads the file only when someone else appended since our last write."""
+        info = os.fstat(self._fd)
+        try:
+            on_disk = _identity(self.path.stat(follow_symlinks=False))
+        except FileNotFoundError:
+            on_disk = None
+        if on_disk != self._identity:
+            raise OSError(0, "the file was replaced or removed while we wrote to it")
+        if info.st_size == self._size:
+            return info.st_size, b""
+        self._head, good_end = _scan_tail(self._fd, info.st_size)
+        if good_end == info.st_size:
+            return info.st_size, b""
+        return info.st_size, self._repair(good_end, info.st_size)
+
+    def _repair(self, good_end: int, size: int) -> bytes:
+        torn = _pread_all(self._fd, size - good_end, good_end)
+        record = {
+            "ts": utc_now(),
+            "run_id": self.run_id,
+            "seq": 0,
+            "event": REPAIRED_EVENT,
+            "torn_line": _count_lines(self._fd, good_end) + 1,
+            "torn_hash": _sha256(torn.removesuffix(b"\n")),
+            "torn_bytes": len(torn),
+        }
+        newline = b"" if torn.endswith(b"\n") else b"\n"
+        return newline + self._encode((record,))
+
+    def _encode(self, records: Sequence[Mapping[str, Any]]) -> bytes:
+        chunks = []
+        head = self._head
+        for record in records:
+            if "prev_hash" in record or "hmac" in record:
+                raise ValueError("prev_hash and hmac are added by the audit log")
+            line = _dump({**record, "prev_hash": head})
+            if self._key is not None:
+                mac = hmac.new(self._key, line, hashlib.sha256).hexdigest()
+                line = line[:-1] + b',"hmac":"' + mac.encode() + b'"}'
+            head = _sha256(line)
+            chunks.append(line + b"\n")
+        self._head = head
+        return b"".join(chunks)
+
+
+def utc_now() -> str:
+    """Timestamp for records: UTC, ISO 8601, milliseconds, ``Z``."""
+    stamp = datetime.now(UTC).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
+
+
+def read_records(path: Path) -> Iterator[AuditLine]:
+    """Every line of the log, in order. Refuses symlinks and non-regular files."""
+    fd = open_private_file(path, os.O_RDONLY, owner_only=False)
+    with open(fd, "rb") as stream:
+        for number, line in enumerate(stream, start=1):
+            terminated = line.endswith(b"\n")
+            raw = line[:-1] if terminated else line
+            yield AuditLine(number, raw, _parse(raw), terminated)
+
+
+def verify(path: Path, key: bytes | None) -> VerifyReport:
+    """Check the whole chain (and every HMAC when ``key`` is given)."""
+    checker = _ChainChecker(key)
+    for line in read_records(path):
+        if not checker.feed(line):
+            break
+    return checker.report()
+
+
+def list_runs(path: Path) -> list[RunSummary]:
+    """Runs that have a ``run.started`` record, in the order they started."""
+    runs: dict[str, RunSummary] = {}
+    for line in read_records(path):
+        record = line.record
+        if record is None or not line.terminated:
+            continue
+        run_id = str(record.get("run_id", ""))
+        event = record.get("event")
+        if event == "run.started":
+            runs[run_id] = RunSummary(
+                run_id=run_id,
+                runbook=str(record.get("runbook", "")),
+                operator=str(record.get("operator", "")),
+                started_at=str(record.get("ts", "")),
+            )
+        elif event == "run.finished" and run_id in runs:
+            runs[run_id] = _finished(runs[run_id], record)
+    return list(runs.values())
+
+
+def run_records(path: Path, run_id: str) -> list[dict[str, Any]]:
+    """Every complete record of one run, in log order."""
+    return [
+        line.record
+        for line in read_records(path)
+        if line.record is not None
+        and line.terminated
+        and line.record.get("run_id") == run_id
+    ]
+
+
+class _ChainChecker:
+    """Walks lines once. Invalid lines are held as a possible torn span: they are
+    fine if an ``audit.repaired`` record naming them follows, or if they end the
+    file (a crash); anything else is an edit."""
+
+    def __init__(self, key: bytes | None):
+        self._key = key
+        self._head = ZERO_HASH
+        self._head_line = 0
+        self._records = 0
+        self._span: list[AuditLine] = []
+        self._bad: tuple[int, str] | None = None
+
+    def feed(self, line: AuditLine) -> bool:
+        if line.record is None or not line.terminated:
+            self._span.append(line)
+            return True
+        if self._span and not self._repairs_span(line.record):
+            return self._fail(self._span[0].number, _invalid_reason(self._span[0]))
+        self._span = []
+        problem = self._check(line)
+        if problem is not None:
+            return self._fail(line.number, problem)
+        self._head, self._head_line = _sha256(line.raw), line.number
+        self._records += 1
+        return True
+
+    def report(self) -> VerifyReport:
+        bad_line, reason = self._bad if self._bad else (None, None)
+        truncated = self._span[0].number if self._span and not self._bad else None
+        return VerifyReport(
+            ok=self._bad is None,
+            records=self._records,
+            head_hash=self._head,
+            first_bad_line=bad_line,
+            reason=reason,
+            truncated_line=truncated,
+            keyed=self._key is not None,
+        )
+
+    def _fail(self, number: int, reason: str) -> bool:
+        self._bad = (number, reason)
+        return False
+
+    def _repairs_span(self, record: Mapping[str, Any]) -> bool:
+        torn = b"\n".join(line.raw for line in self._span)
+        return (
+            record.get("event") == REPAIRED_EVENT
+            and record.get("torn_line") == self._span[0].number
+            and record.get("torn_hash") == _sha256(torn)
+        )
+
+    def _check(self, line: AuditLine) -> str | None:
+        assert line.record is not None
+        prev_hash = line.record.get("prev_hash")
+        if not isinstance(prev_hash, str):
+            return f"line {line.number}: not an audit record (no prev_hash)"
+        if prev_hash != self._head:
+            return _link_reason(line.number, self._head_line)
+        if self._key is not None:
+            return _hmac_problem(line, self._key)
+        return None
+
+
+def _link_reason(number: int, previous: int) -> str:
+    if previous == 0:
+        return (
+            f"line {number}: prev_hash should be 64 zeros for the first record: "
+            "lines were deleted from the start of the log"
+        )
+    return (
+        f"line {number}: prev_hash does not match the hash of line {previous}: "
+        f"line {previous} was edited, or lines were deleted, inserted or reordered "
+        f"between lines {previous} and {number}"
+    )
+
+
+def _invalid_reason(line: AuditLine) -> str:
+    return f"line {line.number}: not a valid JSON record (edited or corrupted)"
+
+
+def _hmac_problem(line: AuditLine, key: bytes) -> str | None:
+    match = _HMAC_TAIL.search(line.raw)
+    if match is None:
+        return f"line {line.number}: no hmac (written without {KEY_ENV})"
+    body = line.raw[: match.start()] + b"}"
+    expected = hmac.new(key, body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected.encode(), match.group(1)):
+        return (
+            f"line {line.number}: hmac does not match: the record was rewritten, "
+            f"or {KEY_ENV} differs from the key it was written with"
+        )
+    return None
+
+
+def _finished(run: RunSummary, record: Mapping[str, Any]) -> RunSummary:
+    duration_ms = record.get("duration_ms")
+    if isinstance(duration_ms, int | float) and not isinstance(duration_ms, bool):
+        duration: float | None = duration_ms / 1000
+    else:
+        duration = _seconds_between(run.started_at, str(record.get("ts", "")))
+    return RunSummary(
+        run_id=run.run_id,
+        runbook=run.runbook,
+        operator=run.operator,
+        started_at=run.started_at,
+        status=str(record.get("status", "")),
+        duration=duration,
+    )
+
+
+def _seconds_between(start: str, end: str) -> float | None:
+    try:
+        return (
+            datetime.fromisoformat(end) - datetime.fromisoformat(start)
+        ).total_seconds()
+    except (ValueError, TypeError):
+        return None
+
+
+def _dump(record: Mapping[str, Any]) -> bytes:
+    try:
+        return _ENCODER.encode(record).encode("utf-8")
+    except UnicodeEncodeError:
+        return _ASCII_ENCODER.encode(record).encode("ascii")
+
+
+def _parse(raw: bytes) -> dict[str, Any] | None:
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _identity(info: os.stat_result) -> tuple[int, int]:
+    return info.st_dev, info.st_ino
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:
+            raise OSError(0, "short write")
+        view = view[written:]
+
+
+def _pread_all(fd: int, length: int, offset: int) -> bytes:
+    chunks = []
+    while length > 0:
+        chunk = os.pread(fd, length, offset)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        length -= len(chunk)
+        offset += len(chunk)
+    return b"".join(chunks)
+
+
+def _count_lines(fd: int, end: int) -> int:
+    count, offset = 0, 0
+    while offset < end:
+        chunk = _pread_all(fd, min(_READ_BLOCK * 16, end - offset), offset)
+        if not chunk:
+            break
+        count += chunk.count(b"\n")
+        offset += len(chunk)
+    return count
+
+
+def _scan_tail(fd: int, size: int) -> tuple[str, int]:
+    """Hash of the last complete, parseable line and the offset just after it (0 and
+    zeros when there is none). Reads backwards, usually just the last line."""
+    tail = _Backwards(fd, size)
+    newline = tail.rfind_newline(size)
+    while newline >= 0:
+        previous = tail.rfind_newline(newline)
+        line = tail.slice(previous + 1, newline)
+        if _parse(line) is not None:
+            return _sha256(line), newline + 1
+        newline = previous
+    return ZERO_HASH, 0
+
+
+class _Backwards:
+    """A window on the end of the file that grows towards its start on demand."""
+
+    def __init__(self, fd: int, end: int):
+        self._fd = fd
+        self._start = end
+        self._buffer = b""
+
+    def rfind_newline(self, before: int) -> int:
+        """Offset of the last newline before offset ``before``, or -1."""
+        while True:
+            found = self._buffer.rfind(b"\n", 0, max(0, before - self._start))
+            if found >= 0:
+                return self._start + found
+            if self._start == 0:
+                return -1
+            grow = max(len(self._buffer), _READ_BLOCK)
+            new_start = max(0, self._start - grow)
+            head = _pread_all(self._fd, self._start - new_start, new_start)
+            self._buffer = head + self._buffer
+            self._start = new_start
+
+    def slice(self, begin: int, end: int) -> bytes:
+        return self._buffer[begin - self._start : end - self._start]

@@ -1,0 +1,58 @@
+"""Turns events into audit records and makes them durable at each barrier.
+
+Records are buffered between barriers and written with one write and one fsync, so a
+step's ``step.finished`` shares its fsync with the next ``step.started``; the executor
+calls ``barrier()`` before every action starts and at the end of the run.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from ..secrets import Masker
+from .audit import AuditLog, utc_now
+from .events import Event
+
+AUDIT_TAIL_LINES = 20
+AUDIT_TAIL_CHARS = 4096
+
+
+class AuditSink:
+    def __init__(self, log: AuditLog, *, run_id: str, masker: Masker) -> None:
+        self.log = log
+        self.run_id = run_id
+        self.masker = masker
+        self._seq = 0
+        self._pending: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def emit(self, event: Event) -> None:
+        fields = event.record()
+        for key in ("stdout_tail", "stderr_tail"):
+            if fields.get(key):
+                fields[key] = _tail(fields[key])
+        if self.masker.active:
+            fields = self.masker.mask_data(fields)  # type: ignore[assignment]
+        with self._lock:
+            self._seq += 1
+            record = {
+                "ts": utc_now(),
+                "run_id": self.run_id,
+                "seq": self._seq,
+                "event": event.name,
+            }
+            record.update(fields)
+            self._pending.append(record)
+
+    def barrier(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+            if pending:
+                self.log.append(pending)
+
+
+def _tail(text: str) -> str:
+    lines = text.splitlines()[-AUDIT_TAIL_LINES:]
+    joined = "\n".join(lines)
+    return joined[-AUDIT_TAIL_CHARS:]

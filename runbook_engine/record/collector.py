@@ -1,0 +1,33 @@
+"""Keeps every event of the current run as a masked record, in order: the source for
+``--output json`` and for reports (which a past run builds from its audit records)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from ..secrets import Masker
+from .events import Event
+
+_TAIL_CHARS = 4096
+
+
+class Collector:
+    def __init__(self, masker: Masker, run_id: str | None = None) -> None:
+        self.masker = masker
+        self.run_id = run_id
+        self.records: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def emit(self, event: Event) -> None:
+        record: dict[str, Any] = {"event": event.name, **event.record()}
+        for key in ("stdout_tail", "stderr_tail"):
+            if record.get(key):
+                record[key] = record[key][-_TAIL_CHARS:]
+        if self.masker.active:
+            record = self.masker.mask_data(record)  # type: ignore[assignment]
+        with self._lock:
+            self.records.append(record)
+
+    def barrier(self) -> None:
+        pass

@@ -1,0 +1,263 @@
+"""Human progress on stderr: live output prefixed by host and step, one line per
+finished step, the go/no-go table, rollback, and a summary.
+
+Colour only on a TTY and never with ``NO_COLOR``. Output from commands has control and
+escape sequences neutralised before it reaches the terminal.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import threading
+from collections.abc import Callable
+from typing import TextIO
+
+from ..transports.base import Stream
+from ..transports.output import LiveCallback
+from ..units import format_duration
+from .events import (
+    Approval,
+    BatchStarted,
+    Event,
+    GoNoGo,
+    Notice,
+    RollbackFinished,
+    RollbackStarted,
+    RunFinished,
+    RunStarted,
+    Status,
+    StepFinished,
+    StepRetry,
+    UndoFinished,
+)
+
+# C0 controls except \t and \n, DEL, and C1 controls (ESC-less CSI/OSC on some terminals)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_COLOURS = {
+    "ok": "32",
+    "changed": "33",
+    "skipped": "36",
+    "failed": "31",
+    "unknown": "35",
+    "succeeded": "32",
+    "rolled_back": "33",
+    "rollback_failed": "31",
+    "no_go": "31",
+    "interrupted": "35",
+    "go": "32",
+    "no-go": "31",
+}
+FAIL_TAIL_LINES = 10
+
+
+def neutralise(text: str) -> str:
+    """Make command output safe to print: ESC, OSC 52, clears... become visible text."""
+    return _CONTROL.sub(
+        lambda m: f"\\x{ord(m.group()):02x}", text.replace("\r\n", "\n")
+    )
+
+
+class Console:
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        verbosity: int = 0,  # -1 quiet, 0 normal, 1 verbose
+        colour: bool | None = None,
+        is_tty: Callable[[], bool] | None = None,
+    ) -> None:
+        self.out = stream or sys.stderr
+        self.verbosity = verbosity
+        tty = is_tty() if is_tty else self.out.isatty()
+        import os
+
+        self.colour = (
+            colour if colour is not None else (tty and "NO_COLOR" not in os.environ)
+        )
+        self._lock = threading.Lock()
+        self._streamed: set[tuple[str, str]] = set()
+
+    # -- output of commands -------------------------------------------------------------
+
+    def live(self, host: str, step: str) -> LiveCallback | None:
+        if self.verbosity < 0:
+            return None
+        prefix = self._dim(f"{host} | {step} | ")
+        err_prefix = self._dim(f"{host} | {step} ! ")
+
+        def write(stream: Stream, text: str) -> None:
+            self._streamed.add((host, step))
+            lead = prefix if stream is Stream.STDOUT else err_prefix
+            body = neutralise(text)
+            if body.endswith("\n"):
+                body = body[:-1]
+            self._write(lead + body.replace("\n", "\n" + lead) + "\n")
+
+        return write
+
+    # -- events ------------------------------------------------------------------------------
+
+    def emit(self, event: Event) -> None:
+        handler = getattr(self, f"_on_{type(event).__name__}", None)
+        if handler is not None:
+            handler(event)
+
+    def barrier(self) -> None:
+        pass
+
+    def _on_RunStarted(self, event: RunStarted) -> None:  # noqa: N802
+        if self.verbosity >= 0:
+            hosts = ", ".join(event.hosts)
+            self._write(
+                self._bold(f"runbook {event.runbook_name}")
+                + f" ({event.mode}) on {hosts}\n"
+            )
+
+    def _on_BatchStarted(self, event: BatchStarted) -> None:  # noqa: N802
+        if self.verbosity < 0:
+            return
+        if event.plan and len(event.plan) > 1:
+            plan = "  ".join(
+                f"[{i}] {', '.join(b)}" for i, b in enumerate(event.plan, 1)
+            )
+            self._write(f"batch plan: {plan}\n")
+        if len(event.plan) != 1:
+            self._write(
+                self._bold(f"-- batch {event.batch}: {', '.join(event.hosts)}") + "\n"
+            )
+
+    def _on_StepFinished(self, event: StepFinished) -> None:  # noqa: N802
+        failed = event.status in (Status.FAILED, Status.UNKNOWN)
+        if self.verbosity < 0 and not failed:
+            return
+        status = event.status.value
+        if event.attempt > 1:
+            status += f" (retried {event.attempt - 1})"
+        line = (
+            f"{self._dim(event.host)} {event.step:<24} {self._paint(event.status.value, status)}"
+            f" {self._dim(format_duration(event.duration_ms / 1000))}"
+        )
+        if event.message and (
+            failed or self.verbosity > 0 or event.status is Status.SKIPPED
+        ):
+            line += f"  {neutralise(event.message)}"
+        self._write(line + "\n")
+        if failed:
+            self._failure_detail(event)
+
+    def _failure_detail(self, event: StepFinished) -> None:
+        if event.command:
+            self._write(f"    command: {neutralise(event.command)}\n")
+        if event.rc is not None:
+            self._write(f"    exit code: {event.rc}\n")
+        if (event.host, event.step) in self._streamed:
+            self._write("    output: (already shown above)\n")
+            return
+        tail = (
+            event.stdout_tail
+            + ("\n" if event.stdout_tail and event.stderr_tail else "")
+            + event.stderr_tail
+        )
+        lines = tail.splitlines()[-FAIL_TAIL_LINES:]
+        if lines:
+            self._write(f"    last {len(lines)} lines of output:\n")
+            for text in lines:
+                self._write(f"      {neutralise(text)}\n")
+
+    def _on_StepRetry(self, event: StepRetry) -> None:  # noqa: N802
+        if self.verbosity >= 0:
+            self._write(
+                f"{self._dim(event.host)} {event.step:<24} {self._paint('changed', 'retry')}"
+                f" attempt {event.attempt} failed ({neutralise(event.cause)}); next in"
+                f" {format_duration(event.next_delay_ms / 1000)}\n"
+            )
+
+    def _on_GoNoGo(self, event: GoNoGo) -> None:  # noqa: N802
+        self._write(self._bold("go / no-go") + "\n")
+        for row in event.checks:
+            status = str(row["status"])
+            mark = {"ok": "GO", "changed": "GO", "skipped": "SKIPPED"}.get(
+                status, "NO-GO"
+            )
+            colour_key = {"GO": "go", "SKIPPED": "skipped"}.get(mark, "no-go")
+            message = (
+                f"  {neutralise(str(row['message']))}" if row.get("message") else ""
+            )
+            self._write(
+                f"  {self._paint(colour_key, f'{mark:<7}')} {row['host']:<10} {row['name']}{message}\n"
+            )
+        verdict = "GO" if event.go else "NO-GO"
+        self._write(f"  => {self._paint('go' if event.go else 'no-go', verdict)}\n")
+
+    def _on_RollbackStarted(self, event: RollbackStarted) -> None:  # noqa: N802
+        self._write(
+            self._paint("failed", f"rolling back {', '.join(event.hosts) or 'nothing'}")
+            + f": {neutralise(event.reason)}\n"
+        )
+
+    def _on_UndoFinished(self, event: UndoFinished) -> None:  # noqa: N802
+        status = self._paint(event.status.value, f"undo {event.status.value}")
+        message = (
+            f"  {neutralise(event.message)}"
+            if event.message and event.status is Status.FAILED
+            else ""
+        )
+        self._write(
+            f"{self._dim(event.host)} {event.step:<24} {status} {self._dim(format_duration(event.duration_ms / 1000))}{message}\n"
+        )
+
+    def _on_RollbackFinished(self, event: RollbackFinished) -> None:  # noqa: N802
+        if event.skipped:
+            self._write("rollback skipped (--no-rollback)\n")
+            return
+        if event.ok:
+            self._write(self._paint("ok", "rollback complete") + "\n")
+            return
+        self._write(
+            self._paint("failed", "ROLLBACK INCOMPLETE: a human must look at:") + "\n"
+        )
+        for item in event.needs_attention:
+            self._write(
+                f"  {item['host']}: step {item['step']}: {neutralise(item['what'])}\n"
+            )
+
+    def _on_Approval(self, event: Approval) -> None:  # noqa: N802
+        verdict = "approved" if event.approved else "refused"
+        self._write(
+            f"{event.host} {event.step}: {verdict} by {event.operator} ({event.via})\n"
+        )
+
+    def _on_Notice(self, event: Notice) -> None:  # noqa: N802
+        self._write(f"note: {neutralise(event.message)}\n")
+
+    def _on_RunFinished(self, event: RunFinished) -> None:  # noqa: N802
+        status = event.status.value
+        hosts = "  ".join(f"{h}={s}" for h, s in event.hosts.items())
+        self._write(
+            self._bold("result: ")
+            + self._paint(status, status)
+            + f" in {format_duration(event.duration_ms / 1000)}  {hosts}\n"
+        )
+        if event.message and event.status.value != "succeeded":
+            self._write(f"  {neutralise(event.message)}\n")
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    def message(self, text: str) -> None:
+        self._write(text + "\n")
+
+    def _write(self, text: str) -> None:
+        with self._lock:
+            self.out.write(text)
+            self.out.flush()
+
+    def _paint(self, key: str, text: str) -> str:
+        code = _COLOURS.get(key)
+        return f"\x1b[{code}m{text}\x1b[0m" if self.colour and code else text
+
+    def _dim(self, text: str) -> str:
+        return f"\x1b[2m{text}\x1b[0m" if self.colour else text
+
+    def _bold(self, text: str) -> str:
+        return f"\x1b[1m{text}\x1b[0m" if self.colour else text

@@ -1,0 +1,36 @@
+"""The drill report as text for the operator."""
+
+from __future__ import annotations
+
+from ..units import format_duration
+from .events import DrillReport
+
+
+def format_drill(report: DrillReport) -> str:
+    verdict = "PASS" if report.passed else "FAIL"
+    lines = [
+        f"drill report: {verdict}",
+        f"  failure: {report.failure or '-'} (--fail-at {report.fail_at})",
+    ]
+    lines.append(
+        f"  steps done before the failure: {', '.join(report.steps_done) or 'none'}"
+    )
+    lines.append("  undos:")
+    for undo in report.undos or []:
+        lines.append(
+            f"    {undo['host']} {undo['step']}: {undo['status']} in {format_duration(int(undo['duration_ms']) / 1000)}"
+        )
+    if not report.undos:
+        lines.append("    none")
+    lines.append("  checks (before -> after):")
+    for before, after in zip(report.checks_before, report.checks_after, strict=False):
+        lines.append(
+            f"    {before['host']} {before['name']}: {before['status']} -> {after['status']}"
+        )
+    if report.recovery_ms is not None:
+        lines.append(
+            f"  recovery time (failure to end of rollback): {format_duration(report.recovery_ms / 1000)}"
+        )
+    for difference in report.differences:
+        lines.append(f"  DIFFERS: {difference}")
+    return "\n".join(lines)

@@ -1,0 +1,230 @@
+"""What the engine tells the world while it runs. The console, the audit log, the run
+state and the reports subscribe; the engine knows none of them.
+
+Each event is a frozen dataclass with the audit vocabulary as its ``name`` and its
+fields as the record body (``record()``). Everything in an event is already masked.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, Protocol
+
+
+class Status(enum.StrEnum):
+    """Outcome of one step on one host."""
+
+    OK = "ok"
+    CHANGED = "changed"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    UNKNOWN = "unknown"  # the connection dropped while the command ran
+
+    @property
+    def succeeded(self) -> bool:
+        return self in (Status.OK, Status.CHANGED, Status.SKIPPED)
+
+
+class RunStatus(enum.StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    ROLLBACK_FAILED = "rollback_failed"
+    NO_GO = "no_go"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    name: ClassVar[str]
+
+    def record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunStarted(Event):
+    name = "run.started"
+    runbook: str
+    runbook_name: str
+    runbook_sha256: str
+    git_commit: str | None
+    params: Mapping[str, Any]
+    operator: str
+    command_line: str
+    hosts: Sequence[str]
+    inventory: str | None = None
+    limit: str | None = None
+    resumed_from: str | None = None
+    mode: str = "run"  # run | check | drill | resume | rollback
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostConnected(Event):
+    name = "host.connected"
+    host: str
+    facts: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatchStarted(Event):
+    name = "batch.started"
+    batch: int
+    hosts: Sequence[str]
+    plan: Sequence[Sequence[str]] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepStarted(Event):
+    name = "step.started"
+    step: str
+    host: str
+    phase: str
+    action: str
+    command: str | None
+    attempt: int = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepRetry(Event):
+    name = "step.retry"
+    step: str
+    host: str
+    attempt: int
+    cause: str
+    next_delay_ms: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepFinished(Event):
+    name = "step.finished"
+    step: str
+    host: str
+    phase: str
+    status: Status
+    rc: int | None
+    attempt: int
+    duration_ms: int
+    command: str | None
+    message: str | None
+    stdout_tail: str
+    stderr_tail: str
+    changed: bool = False
+    started_at: float = 0.0
+    http_status: int | None = None
+    set_vars: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Approval(Event):
+    name = "approval"
+    step: str
+    host: str
+    question: str
+    answer: str
+    approved: bool
+    operator: str
+    via: str  # tty | --yes | --approve | no-tty
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GoNoGo(Event):
+    name = "go_no_go"
+    go: bool
+    checks: Sequence[Mapping[str, Any]]  # {step, name, host, status, message}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RollbackStarted(Event):
+    name = "rollback.started"
+    hosts: Sequence[str]
+    reason: str
+    scope: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UndoStarted(Event):
+    name = "undo.started"
+    step: str
+    host: str
+    command: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UndoFinished(Event):
+    name = "undo.finished"
+    step: str
+    host: str
+    status: Status
+    rc: int | None
+    duration_ms: int
+    message: str | None
+    stderr_tail: str = ""
+    stdout_tail: str = ""
+    started_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RollbackFinished(Event):
+    name = "rollback.finished"
+    ok: bool
+    needs_attention: Sequence[Mapping[str, str]] = field(default_factory=list)
+    skipped: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Notice(Event):
+    """Something the operator should know (audited): accepted host key, no-rollback."""
+
+    name = "notice"
+    kind: str
+    message: str
+    host: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunFinished(Event):
+    name = "run.finished"
+    status: RunStatus
+    duration_ms: int
+    hosts: Mapping[str, str]  # host -> final host status
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DrillReport(Event):
+    name = "drill.report"
+    passed: bool
+    fail_at: str
+    failure: str | None
+    steps_done: Sequence[str]
+    undos: Sequence[Mapping[str, Any]]
+    checks_before: Sequence[Mapping[str, Any]]
+    checks_after: Sequence[Mapping[str, Any]]
+    differences: Sequence[str]
+    recovery_ms: int | None
+
+
+class EventSink(Protocol):
+    def emit(self, event: Event) -> None: ...
+
+    def barrier(self) -> None:
+        """Make everything emitted so far durable before an action starts."""
+        ...
+
+
+class MultiSink:
+    """Fans events out to several sinks, in order."""
+
+    def __init__(self, *sinks: EventSink) -> None:
+        self.sinks = list(sinks)
+
+    def emit(self, event: Event) -> None:
+        for sink in self.sinks:
+            sink.emit(event)
+
+    def barrier(self) -> None:
+        for sink in self.sinks:
+            sink.barrier()

@@ -1,0 +1,1 @@
+"""What a runbook *is*: loading, schema, model, validation, params, inventory."""

@@ -1,0 +1,85 @@
+"""The transport contract: run one command on one host, stream its output, move a file.
+
+A transport knows nothing about runbooks, steps, templates or the audit log. It maps
+its library's exceptions to ``errors.TransportError`` subclasses once, here in
+``transports/``, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+class Stream(enum.StrEnum):
+    STDOUT = "stdout"
+    STDERR = "stderr"
+
+
+class OutputSink(Protocol):
+    """Receives raw output chunks as they arrive (called from the transport's thread)."""
+
+    def write(self, stream: Stream, data: bytes) -> None: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecRequest:
+    """One command. Exactly one of ``command`` (shell text for ``/bin/sh -c``) and
+    ``argv`` (no shell) is set. ``env`` values may be secrets: transports must never
+    put them on a command line (SSH sends them over the channel's stdin)."""
+
+    command: str | None = None
+    argv: tuple[str, ...] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.command is None) == (self.argv is None):
+            raise ValueError("ExecRequest needs exactly one of command and argv")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecResult:
+    """``rc`` is None when the process did not exit by itself (timeout, interrupt)."""
+
+    rc: int | None
+    timed_out: bool = False
+    interrupted: bool = False
+
+
+class Transport(abc.ABC):
+    """One host. ``exec`` may be called from several threads only one at a time per
+    host (the executor runs one step per host at once); ``cancel`` may be set from any
+    thread and must make ``exec`` kill the command's whole process tree and return
+    ``ExecResult(rc=None, interrupted=True)`` promptly."""
+
+    name: str
+
+    @abc.abstractmethod
+    def connect(self) -> None:
+        """Open the connection if not open yet (idempotent). Raises TransportError."""
+
+    @abc.abstractmethod
+    def exec(
+        self, request: ExecRequest, sink: OutputSink, cancel: threading.Event
+    ) -> ExecResult:
+        """Run the command to completion, timeout or cancel. On timeout the whole
+        process tree is killed and ``ExecResult(rc=None, timed_out=True)`` returned.
+        Raises ConnectionLostError when the connection dropped mid-command."""
+
+    @abc.abstractmethod
+    def write_file(self, path: str, data: bytes, mode: int | None) -> bool:
+        """Atomically write ``data`` to ``path`` (temp file beside it, then rename).
+        Returns True when content or mode changed, False when it was already so."""
+
+    def describe(self) -> Mapping[str, str]:
+        """Facts for the audit log (address, host key fingerprint, ...)."""
+        return {}
+
+    def close(self) -> None:  # noqa: B027 - optional hook, nothing to close locally
+        """Release the connection."""

@@ -1,0 +1,275 @@
+"""`runbook run` on the local machine, end to end through the real CLI."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, audit_records
+
+pytestmark = pytest.mark.e2e
+
+
+def test_hello_example_runs_right_after_install(runbook_cli):
+    result = runbook_cli("run", str(ROOT / "examples" / "hello.yaml"))
+    assert result.code == 0, result.output
+    assert "hello, world #1" in result.stderr
+    assert "result: succeeded" in result.stderr
+
+
+def test_every_shell_step_kind_and_templates_see_earlier_results(runbook_cli, write_runbook, tmp_path):
+    target = tmp_path / "out.txt"
+    rb = write_runbook("""
+        version: 1
+        name: kinds
+        params:
+          workers: {type: integer, default: 2}
+        vars:
+          file: "TARGET"
+        steps:
+          - id: shell
+            run: |
+              echo '{"n": {{ params.workers * 2 }}}'
+          - id: argv
+            argv: [printf, "%s-%s", "a b", "{{ steps.shell.json.n }}"]
+          - id: remember
+            set: {doubled: "{{ steps.shell.json.n }}"}
+          - id: write
+            run: echo {{ vars.doubled }} > {{ vars.file | quote }}
+          - id: nap
+            sleep: 10ms
+          - id: check
+            assert:
+              - steps.argv.stdout == 'a b-4'
+              - vars.doubled == 4
+    """.replace("TARGET", str(target)))
+    result = runbook_cli("run", str(rb), "-e", "workers=2", "--output", "json")
+    assert result.code == 0, result.output
+    assert target.read_text() == "4\n"
+    summary = result.json()
+    assert summary["status"] == "succeeded"
+    assert [s["step"] for s in summary["steps"]] == ["shell", "argv", "remember", "write", "nap", "check"]
+    assert {s["status"] for s in summary["steps"]} <= {"ok", "changed"}
+
+
+def test_failed_assert_names_the_expression_and_its_values(runbook_cli, write_runbook):
+    rb = write_runbook("""
+        version: 1
+        name: asserts
+        on_failure: abort
+        steps:
+          - id: count
+            run: echo 3
+          - id: check
+            assert: "steps.count.stdout | int == 5"
+    """)
+    result = runbook_cli("run", str(rb))
+    assert result.code == 1
+    assert "assertion failed: `steps.count.stdout | int == 5`" in result.stderr
+    assert 'steps.count.stdout = "3\\n"' in result.stderr
+
+
+def test_failed_step_shows_host_command_exit_code_and_output_tail(runbook_cli, write_runbook):
+    rb = write_runbook("""
+        version: 1
+        name: fails
+        on_failure: abort
+        steps:
+          - id: boom
+            run: "for i in $(seq 30); do echo line$i; done; exit 3"
+    """)
+    result = runbook_cli("run", str(rb), "-q")
+    assert result.code == 1
+    err = result.stderr
+    assert "local boom" in err and "failed" in err
+    assert "exit code: 3" in err
+    assert "line30" in err and "line21" in err and "line20" not in err  # last 10 lines
+
+
+def test_timeout_kills_the_whole_process_tree(runbook_cli, write_runbook, tmp_path):
+    marker = tmp_path / "child.pid"
+    rb = write_runbook(f"""
+        version: 1
+        name: slow
+        on_failure: abort
+        steps:
+          - id: slow
+            timeout: 500ms
+            run: "sh -c 'echo $$ > {marker}; sleep 30' & wait"
+    """)
+    result = runbook_cli("run", str(rb))
+    assert result.code == 1
+    assert "timed out after 0.5s" in result.stderr
+    pid = int(marker.read_text())
+    assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+
+
+@pytest.fixture
+def http_server() -> Iterator[str]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            body = json.dumps({"status": "ok", "version": "1.1.0", "extra": [1, 2]}).encode()
+            code = 200 if self.path == "/health" else 503
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_http_checks_status_body_and_json_subset(runbook_cli, write_runbook, http_server):
+    rb = write_runbook(f"""
+        version: 1
+        name: web
+        on_failure: abort
+        steps:
+          - id: health
+            http:
+              url: "{http_server}/health"
+              expect_json: {{status: ok}}
+              expect_body_contains: "1.1.0"
+          - id: version
+            assert: ["steps.health.json.version == '1.1.0'", "steps.health.status == 200"]
+          - id: broken
+            http: {{url: "{http_server}/test-db", expect_json: {{status: ok}}}}
+    """)
+    result = runbook_cli("run", str(rb))
+    assert result.code == 1, result.output
+    assert "status 503, expected 200" in result.stderr
+    assert "health" in result.stderr and "version" in result.stderr
+
+
+def test_include_runs_the_other_runbooks_steps_with_its_params(runbook_cli, write_runbook, tmp_path):
+    write_runbook("""
+        version: 1
+        name: child
+        params:
+          word: {type: string, required: true}
+        preconditions:
+          - id: pre
+            run: echo pre-{{ params.word }}
+        steps:
+          - id: say
+            run: echo child-{{ params.word }}
+    """, name="child.yaml")
+    rb = write_runbook("""
+        version: 1
+        name: parent
+        params:
+          word: {type: string, default: parent}
+        steps:
+          - id: inc
+            include: child.yaml
+            with: {word: "{{ params.word }}-x"}
+          - id: after
+            run: echo after
+    """)
+    result = runbook_cli("run", str(rb), "--output", "json")
+    assert result.code == 0, result.output
+    steps = [s["step"] for s in result.json()["steps"]]
+    assert steps == ["inc.pre", "inc.say", "after"]
+    assert "child-parent-x" in result.stderr
+
+
+def test_copy_and_template_are_atomic_and_report_changed_only_when_different(runbook_cli, write_runbook, tmp_path):
+    (tmp_path / "conf.j2").write_text("port={{ params.port }}\n")
+    (tmp_path / "static.txt").write_text("static\n")
+    dest = tmp_path / "deploy"
+    dest.mkdir()
+    rb = write_runbook(f"""
+        version: 1
+        name: files
+        params:
+          port: {{type: integer, default: 8080}}
+        steps:
+          - id: conf
+            template: {{src: conf.j2, dest: "{dest}/app.conf", mode: "0640"}}
+          - id: static
+            copy: {{src: static.txt, dest: "{dest}/static.txt"}}
+    """)
+    first = runbook_cli("run", str(rb), "--output", "json")
+    assert first.code == 0, first.output
+    assert (dest / "app.conf").read_text() == "port=8080\n"
+    assert oct((dest / "app.conf").stat().st_mode & 0o777) == "0o640"
+    assert [s["status"] for s in first.json()["steps"]] == ["changed", "changed"]
+    second = runbook_cli("run", str(rb), "--output", "json")
+    assert [s["status"] for s in second.json()["steps"]] == ["ok", "ok"]
+    third = runbook_cli("run", str(rb), "-e", "port=9090", "--output", "json")
+    assert [s["status"] for s in third.json()["steps"]] == ["changed", "ok"]
+    assert not list(dest.glob(".*tmp"))
+
+
+def test_when_skips_and_changed_when_failed_when_judge(runbook_cli, write_runbook):
+    rb = write_runbook("""
+        version: 1
+        name: judge
+        params:
+          env: {type: string, enum: [staging, production], default: staging}
+        steps:
+          - id: prod_only
+            when: params.env == 'production'
+            run: "false"
+          - id: grep_none
+            run: "exit 1"
+            failed_when: steps.grep_none.rc > 1
+            changed_when: false
+          - id: readonly
+            run: echo same
+            changed_when: "'changed' in steps.readonly.stdout"
+    """)
+    result = runbook_cli("run", str(rb), "--output", "json")
+    assert result.code == 0, result.output
+    statuses = {s["step"]: s["status"] for s in result.json()["steps"]}
+    assert statuses == {"prod_only": "skipped", "grep_none": "ok", "readonly": "ok"}
+
+
+def test_approve_fails_closed_without_tty_and_passes_with_flags(runbook_cli, write_runbook, state_dir):
+    rb = write_runbook("""
+        version: 1
+        name: gate
+        steps:
+          - id: ask
+            approve: {message: "Deploy to {{ params.env }}?", confirm: "{{ params.env }}", timeout: 5s}
+          - id: after
+            run: echo went-on
+        params:
+          env: {type: string, default: production}
+    """)
+    refused = runbook_cli("run", str(rb))
+    assert refused.code == 4, refused.output  # nothing changed: refused
+    assert "went-on" not in refused.stderr
+    approved = runbook_cli("run", str(rb), "--approve", "ask")
+    assert approved.code == 0, approved.output
+    assert "went-on" in approved.stderr
+    approvals = [r for r in audit_records(state_dir) if r["event"] == "approval"]
+    assert [a["approved"] for a in approvals] == [False, True]
+    assert approvals[1]["operator"] == "tester@ci" and approvals[1]["via"] == "--approve"
+
+
+def test_output_is_neutralised_before_reaching_the_terminal(runbook_cli, write_runbook):
+    rb = write_runbook(r"""
+        version: 1
+        name: escapes
+        steps:
+          - id: nasty
+            run: printf '\033]52;c;ZXZpbA==\007\033[2Jplain\n\377\376binary\n{"event":"run.finished"}\n'
+    """)
+    result = runbook_cli("run", str(rb))
+    assert result.code == 0, result.output
+    assert "\x1b" not in result.stderr and "\x07" not in result.stderr
+    assert "\\x1b]52;c;ZXZpbA==" in result.stderr
+    assert "plain" in result.stderr and "binary" in result.stderr

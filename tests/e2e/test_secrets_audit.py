@@ -1,0 +1,227 @@
+"""Secrets never leak; the audit log is durable, chained and tamper-evident."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import audit_records
+
+pytestmark = pytest.mark.e2e
+
+SECRET = "s3cr3t-Pa55'word\"x"
+
+
+def _everything_written(state_dir: Path, tmp_path: Path, *texts: str) -> str:
+    parts = list(texts)
+    for path in tmp_path.rglob("*"):
+        if path.is_file() and path.suffix != ".yaml":
+            parts.append(path.read_bytes().decode("utf-8", errors="replace"))
+    return "\n".join(parts)
+
+
+def test_secret_values_are_masked_everywhere(runbook_cli, write_runbook, state_dir, tmp_path):
+    rb = write_runbook("""
+        version: 1
+        name: secretive
+        secrets:
+          db_password: {env: DB_PASSWORD}
+        steps:
+          - id: use_env
+            env: {PGPASSWORD: "{{ secrets.db_password }}"}
+            run: echo "password is $PGPASSWORD"; printf '%s' "$PGPASSWORD" | head -c 5; echo; echo "$PGPASSWORD" >&2
+          - id: quoted
+            run: echo {{ secrets.db_password | quote }}
+          - id: as_json
+            run: |
+              echo '{{ {"p": secrets.db_password} | tojson }}'
+          - id: split
+            run: printf '%s' "$PGPASSWORD" | fold -w 4
+            env: {PGPASSWORD: "{{ secrets.db_password }}"}
+          - id: fail
+            run: echo "bad {{ secrets.db_password | quote }}"; exit 2
+    """)
+    result = runbook_cli("run", str(rb), "--output", "json",
+                         "--report", f"json:{tmp_path}/r.json", "--report", f"markdown:{tmp_path}/r.md",
+                         env={"DB_PASSWORD": SECRET})
+    assert result.code == 1, result.output
+    assert "password is ***" in result.stderr
+    everything = _everything_written(state_dir, tmp_path, result.stdout, result.stderr)
+    for form in (SECRET, shlex.quote(SECRET), json.dumps(SECRET)[1:-1]):
+        assert form not in everything
+    assert "***" in (state_dir / "audit.jsonl").read_text()
+
+
+def test_missing_secret_is_exit_2_naming_it(runbook_cli, write_runbook, state_dir):
+    rb = write_runbook("""
+        version: 1
+        name: needs_secret
+        secrets:
+          token: {env: API_TOKEN}
+        steps:
+          - id: s
+            run: "true"
+    """)
+    result = runbook_cli("run", str(rb))
+    assert result.code == 2
+    assert "secret 'token'" in result.stderr and "API_TOKEN" in result.stderr
+    assert not (state_dir / "audit.jsonl").exists()  # nothing ran
+
+
+def test_audit_records_every_step_with_a_verifiable_chain(runbook_cli, write_runbook, state_dir):
+    rb = write_runbook("""
+        version: 1
+        name: audited
+        steps:
+          - id: one
+            run: echo one
+          - id: two
+            run: echo two
+    """)
+    assert runbook_cli("run", str(rb)).code == 0
+    assert runbook_cli("run", str(rb)).code == 0
+    records = audit_records(state_dir)
+    events = [r["event"] for r in records[: len(records) // 2]]
+    assert events == ["run.started", "batch.started", "step.started", "step.finished", "step.started",
+                      "step.finished", "run.finished"]
+    first = records[0]
+    assert first["prev_hash"] == "0" * 64
+    assert first["operator"] == "tester@ci" and len(first["runbook_sha256"]) == 64
+    finished = [r for r in records if r["event"] == "step.finished"]
+    assert finished[0]["command"] == "echo one" and finished[0]["stdout_tail"] == "one"
+    verify = runbook_cli("audit", "verify")
+    assert verify.code == 0, verify.output
+    head = verify.stdout.split()[-1]
+    import hashlib
+
+    last_line = (state_dir / "audit.jsonl").read_bytes().rstrip(b"\n").split(b"\n")[-1]
+    assert head == hashlib.sha256(last_line).hexdigest()
+    listing = runbook_cli("audit", "list")
+    assert listing.stdout.count("succeeded") == 2
+    run_id = records[0]["run_id"]
+    show = runbook_cli("audit", "show", run_id)
+    assert "local two changed" in show.stdout and "run finished: succeeded" in show.stdout
+
+
+@pytest.mark.parametrize("tamper", ["edit", "delete", "truncate"])
+def test_audit_verify_detects_tampering(runbook_cli, write_runbook, state_dir, tamper):
+    rb = write_runbook("""
+        version: 1
+        name: audited
+        steps:
+          - id: one
+            run: echo one
+    """)
+    assert runbook_cli("run", str(rb)).code == 0
+    assert runbook_cli("run", str(rb)).code == 0
+    log = state_dir / "audit.jsonl"
+    lines = log.read_bytes().split(b"\n")[:-1]
+    if tamper == "edit":
+        assert b"echo one" in lines[3]
+        lines[3] = lines[3].replace(b"echo one", b"echo 0ne")
+        log.write_bytes(b"\n".join(lines) + b"\n")
+        expected_code, expected = 1, ":5: chain broken"
+    elif tamper == "delete":
+        del lines[3]
+        log.write_bytes(b"\n".join(lines) + b"\n")
+        expected_code, expected = 1, ":4: chain broken"
+    else:
+        log.write_bytes(b"\n".join(lines) + b"\n" + b'{"ts": "2026-01-01T00:00:00Z", "run_id": "x", "se')
+        expected_code, expected = 0, "truncated last line"
+    result = runbook_cli("audit", "verify")
+    assert result.code == expected_code, result.output
+    assert expected in result.stderr
+    if tamper == "truncate":
+        assert runbook_cli("run", str(rb)).code == 0
+        events = [r["event"] for r in audit_records_tolerant(log)]
+        assert "audit.repaired" in events
+        assert runbook_cli("audit", "verify").code == 0
+
+
+def audit_records_tolerant(log: Path) -> list[dict[str, object]]:
+    out = []
+    for line in log.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            pass
+    return out
+
+
+def test_unusable_audit_log_refuses_to_start_with_exit_4(runbook_cli, write_runbook, state_dir, tmp_path):
+    rb = write_runbook("""
+        version: 1
+        name: audited
+        steps:
+          - id: one
+            run: touch ran
+    """)
+    state_dir.mkdir(mode=0o700)
+    (state_dir / "audit.jsonl").symlink_to(tmp_path / "elsewhere.jsonl")
+    result = runbook_cli("run", str(rb))
+    assert result.code == 4, result.output
+    assert "audit.jsonl" in result.stderr
+    assert not (tmp_path / "ran").exists()
+
+
+def test_ctrl_c_kills_the_step_runs_finally_and_records_interrupted(cli_env, write_runbook, state_dir, tmp_path):
+    rb = write_runbook(f"""
+        version: 1
+        name: long
+        steps:
+          - id: long
+            run: "echo started; sleep 30"
+          - id: never
+            run: touch {tmp_path}/never
+        finally:
+          - id: cleanup
+            run: touch {tmp_path}/cleaned
+    """)
+    proc = subprocess.Popen([sys.executable, "-m", "runbook_engine", "run", str(rb)], env=cli_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    _wait_for(lambda: state_dir.joinpath("audit.jsonl").exists()
+              and "step.started" in state_dir.joinpath("audit.jsonl").read_text())
+    time.sleep(0.3)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - started < 5
+    assert (tmp_path / "cleaned").exists() and not (tmp_path / "never").exists()
+    finished = [r for r in audit_records(state_dir) if r["event"] == "run.finished"]
+    assert finished[-1]["status"] == "interrupted"
+    assert "sleep 30" not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+
+
+def _wait_for(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def test_state_dir_and_files_are_private_whatever_the_umask(runbook_cli, write_runbook, state_dir):
+    rb = write_runbook("""
+        version: 1
+        name: private
+        steps:
+          - id: one
+            run: "true"
+    """)
+    old = os.umask(0)
+    try:
+        assert runbook_cli("run", str(rb)).code == 0
+    finally:
+        os.umask(old)
+    assert state_dir.stat().st_mode & 0o777 == 0o700
+    assert (state_dir / "audit.jsonl").stat().st_mode & 0o777 == 0o600

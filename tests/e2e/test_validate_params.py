@@ -1,0 +1,156 @@
+"""Bad input gets `file:line:col: message` and exit 2, and nothing runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+PARAMS_RB = """
+version: 1
+name: typed
+params:
+  version: {type: string, required: true, pattern: '^\\d+\\.\\d+\\.\\d+$'}
+  workers: {type: integer, default: 2}
+  dry: {type: boolean, default: false}
+  env: {type: string, enum: [staging, production], default: staging}
+steps:
+  - id: show
+    run: touch ran-{{ params.workers }}-{{ params.dry }}
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "missing required param 'version'"),
+        (["-e", "version=1.2.3", "-e", "workers=abc"], "param 'workers': must be an integer, got 'abc'"),
+        (["-e", "version=1.2"], "does not match the pattern"),
+        (["-e", "version=1.2.3", "-e", "verison=2"], "unknown param 'verison' (did you mean 'version'?)"),
+        (["-e", "version=1.2.3", "-e", "env=prod"], "must be one of 'staging', 'production'"),
+        (["-e", "version=1.2.3", "-e", "dry=maybe"], "must be a boolean"),
+        (["-e", "oops"], "expected key=value"),
+    ],
+)
+def test_bad_params_exit_2_naming_the_param(runbook_cli, write_runbook, tmp_path, args, message):
+    rb = write_runbook(PARAMS_RB)
+    result = runbook_cli("run", str(rb), *args)
+    assert result.code == 2, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert not list(tmp_path.glob("ran-*"))
+
+
+def test_params_are_coerced_to_their_declared_types(runbook_cli, write_runbook, tmp_path):
+    rb = write_runbook(PARAMS_RB)
+    result = runbook_cli("run", str(rb), "-e", "version=1.2.3", "-e", "workers=3", "-e", "dry=yes")
+    assert result.code == 0, result.output
+    assert (tmp_path / "ran-3-True").exists()
+
+
+def test_params_file_yaml(runbook_cli, write_runbook, tmp_path):
+    rb = write_runbook(PARAMS_RB)
+    params = tmp_path / "p.yaml"
+    params.write_text("version: '2.0.0'\nworkers: 5\n")
+    result = runbook_cli("run", str(rb), "--params-file", str(params))
+    assert result.code == 0, result.output
+    assert (tmp_path / "ran-5-False").exists()
+
+
+SEMANTIC = """\
+version: 1
+name: semantic
+params:
+  version: {type: string, default: '1.0.0'}
+steps:
+  - id: first
+    run: echo {{ params.verison }}
+  - id: second
+    run: echo {{ steps.third.stdout }}
+  - id: third
+    run: echo {{ steps.nope.rc }} {{ secrets.token }}
+  - id: first
+    run: echo {% if %}
+  - id: inc
+    include: missing.yaml
+"""
+
+
+def test_semantic_errors_all_reported_with_positions(runbook_cli, write_runbook):
+    rb = write_runbook(SEMANTIC)
+    result = runbook_cli("validate", str(rb), "--format", "json")
+    assert result.code == 2
+    found = {(d["line"], d["column"], d["message"]) for d in json.loads(result.stdout)}
+    path = str(rb)
+    assert (7, 10, "step 'first': unknown param params.verison (did you mean 'version'?)") in found
+    assert (9, 10, "step 'second': steps.third is used before step 'third' runs") in found
+    assert any(line == 11 and "unknown step steps.nope" in msg for line, _, msg in found)
+    assert any(line == 11 and "unknown secret secrets.token" in msg for line, _, msg in found)
+    assert any(line == 12 and "duplicate step id 'first' (first used at line 6)" in msg for line, _, msg in found)
+    assert any(line == 13 and "template syntax error" in msg for line, _, msg in found)
+    assert any(line == 15 and "included file 'missing.yaml' does not exist" in msg for line, _, msg in found)
+    text = runbook_cli("validate", str(rb))
+    assert f"{path}:7:10: step 'first': unknown param params.verison" in text.stdout
+    github = runbook_cli("validate", str(rb), "--format", "github")
+    assert "::error file=" in github.stdout and ",line=7,col=10::" in github.stdout
+
+
+def test_include_cycle_is_refused(runbook_cli, write_runbook):
+    write_runbook("version: 1\nname: a\nsteps:\n  - id: b\n    include: b.yaml\n", name="a.yaml")
+    rb = write_runbook("version: 1\nname: b\nsteps:\n  - id: a\n    include: a.yaml\n", name="b.yaml")
+    result = runbook_cli("validate", str(rb))
+    assert result.code == 2
+    assert "include cycle: b.yaml -> a.yaml -> b.yaml" in result.stdout
+
+
+def test_broken_runbook_never_runs_and_never_tracebacks(runbook_cli, write_runbook, tmp_path):
+    rb = write_runbook("version: 1\nname: x\nsteps:\n  - id: a\n    run: touch ran\n    retires: 3\n")
+    result = runbook_cli("run", str(rb))
+    assert result.code == 2
+    assert "unknown key 'retires' (did you mean 'retries'?)" in result.stderr
+    assert ":6:5:" in result.stderr
+    assert not (tmp_path / "ran").exists()
+    assert "Traceback" not in result.output
+
+
+def test_validate_directory_and_valid_files_exit_0(runbook_cli):
+    from tests.conftest import ROOT
+
+    result = runbook_cli("validate", str(ROOT / "examples" / "hello.yaml"))
+    assert result.code == 0, result.output
+    assert "1 file(s) checked: 0 error(s)" in result.stderr
+
+
+def test_plan_renders_without_running(runbook_cli, write_runbook, tmp_path):
+    rb = write_runbook("""
+        version: 1
+        name: planned
+        params:
+          version: {type: string, default: '1.1.0'}
+        steps:
+          - id: probe
+            safe: true
+            run: echo 7
+          - id: unpack
+            run: touch {{ params.version }}-unpacked
+            undo: rm -f {{ params.version }}-unpacked
+          - id: later
+            run: echo {{ steps.probe.stdout | trim }} {{ steps.unpack.rc }}
+    """)
+    result = runbook_cli("plan", str(rb))
+    assert result.code == 0, result.output
+    assert "touch 1.1.0-unpacked" in result.stdout
+    assert "undo: rm -f 1.1.0-unpacked" in result.stdout
+    assert "echo 7 <steps.unpack.rc>" in result.stdout
+    assert not list(tmp_path.glob("*-unpacked"))
+    md = runbook_cli("plan", str(rb), "--format", "markdown")
+    assert "| steps | `unpack` |" in md.stdout
+
+
+def test_schema_command_prints_the_packaged_schema(runbook_cli):
+    result = runbook_cli("schema")
+    assert result.code == 0
+    schema = json.loads(result.stdout)
+    assert schema["$schema"].endswith("2020-12/schema")
