@@ -1,0 +1,151 @@
+"""Runs over SSH to several real sshd hosts: fan-out, trust, batches, locks."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import audit_records
+
+pytestmark = [pytest.mark.e2e, pytest.mark.ssh]
+
+
+def test_multi_step_runbook_on_three_hosts(runbook_cli, write_runbook, fleet, state_dir):
+    inventory = fleet.inventory()
+    rb = write_runbook("""
+        version: 1
+        name: fanout
+        hosts: web
+        steps:
+          - id: whoami
+            run: echo "{{ host.name }} in $HOME"
+          - id: write
+            env: {GREETING: "it's $HOME; \\"quoted\\""}
+            run: printf '%s' "$GREETING" > greeting.txt
+          - id: read
+            argv: [cat, greeting.txt]
+          - id: check
+            assert:
+              - steps.read.stdout.startswith("it's $HOME; ")
+              - steps.read.stdout.endswith('"quoted"')
+    """)
+    result = runbook_cli("run", str(rb), "-i", str(inventory), "--output", "json")
+    assert result.code == 0, result.output
+    summary = result.json()
+    assert summary["hosts"] == {"web0": "changed", "web1": "changed", "web2": "changed"}
+    assert len(summary["steps"]) == 12
+    for index in range(3):
+        assert (fleet.home(index) / "greeting.txt").read_text() == "it's $HOME; \"quoted\""
+        assert f"web{index} | whoami | web{index} in {fleet.home(index)}" in result.stderr
+    connected = [r for r in audit_records(state_dir) if r["event"] == "host.connected"]
+    assert {r["host"] for r in connected} == {"web0", "web1", "web2"}
+    assert all(r["facts"]["host_key"].startswith("SHA256:") for r in connected)
+
+
+def test_unknown_host_key_is_refused_then_accepted_with_the_flag(runbook_cli, write_runbook, fleet, state_dir):
+    inventory = fleet.inventory("unknown.yaml", known=False)
+    rb = write_runbook("""
+        version: 1
+        name: trust
+        hosts: web0
+        steps:
+          - id: touch
+            run: touch trusted-marker
+    """)
+    refused = runbook_cli("run", str(rb), "-i", str(inventory))
+    assert refused.code == 1, refused.output
+    assert "--accept-new-host-keys" in refused.stderr and "SHA256:" in refused.stderr
+    assert not (fleet.home(0) / "trusted-marker").exists()
+    accepted = runbook_cli("run", str(rb), "-i", str(inventory), "--accept-new-host-keys")
+    assert accepted.code == 0, accepted.output
+    assert (fleet.home(0) / "trusted-marker").exists()
+    notices = [r for r in audit_records(state_dir) if r["event"] == "notice" and r["kind"] == "hostkey.accepted"]
+    assert len(notices) == 1
+    assert fleet.servers[0].host_key_fingerprint in (fleet.directory / "empty_known_hosts").read_text() or \
+        str(fleet.servers[0].port) in (fleet.directory / "empty_known_hosts").read_text()
+
+
+def test_serial_batches_run_in_order_with_a_gate(runbook_cli, write_runbook, fleet, tmp_path):
+    inventory = fleet.inventory()
+    log = tmp_path / "order.log"
+    rb = write_runbook(f"""
+        version: 1
+        name: rolling
+        hosts: web
+        serial: [1, 2]
+        batch_gate:
+          - id: gate
+            local: true
+            run_once: true
+            run: echo gate >> {log}
+        steps:
+          - id: one
+            local: true
+            run: echo {{{{ host.name }}}}-one >> {log}
+          - id: two
+            local: true
+            run: echo {{{{ host.name }}}}-two >> {log}
+    """)
+    result = runbook_cli("run", str(rb), "-i", str(inventory))
+    assert result.code == 0, result.output
+    assert "batch plan: [1] web0  [2] web1, web2" in result.stderr
+    lines = log.read_text().split()
+    assert lines[:3] == ["web0-one", "web0-two", "gate"]
+    assert sorted(lines[3:5]) == ["web1-one", "web2-one"] and sorted(lines[5:]) == ["web1-two", "web2-two"]
+
+
+def test_max_fail_percentage_lets_the_run_go_on_and_rolls_back_failed_hosts(runbook_cli, write_runbook, fleet):
+    inventory = fleet.inventory()
+    rb = write_runbook("""
+        version: 1
+        name: tolerant
+        hosts: web
+        max_fail_percentage: 40
+        steps:
+          - id: mark
+            run: touch tolerant-mark
+            undo: rm -f tolerant-mark
+          - id: flaky
+            run: test {{ host.name }} != web1
+          - id: after
+            run: touch tolerant-after
+    """)
+    result = runbook_cli("run", str(rb), "-i", str(inventory), "--output", "json")
+    assert result.code == 1, result.output
+    summary = result.json()
+    assert summary["status"] == "rolled_back"
+    assert summary["hosts"]["web1"] == "failed"
+    assert (fleet.home(0) / "tolerant-after").exists() and (fleet.home(2) / "tolerant-after").exists()
+    assert not (fleet.home(1) / "tolerant-mark").exists()  # the failed host was rolled back
+    assert (fleet.home(0) / "tolerant-mark").exists()
+
+
+def test_remote_lock_held_by_another_run_is_exit_4_before_any_step(runbook_cli, write_runbook, fleet, tmp_path):
+    inventory = fleet.inventory()
+    lock_dir = fleet.home(1) / ".local/state/runbook/locks/deploy.lock"
+    lock_dir.mkdir(parents=True)
+    (lock_dir / "owner.json").write_text(
+        '{"run_id": "other-run", "operator": "alice@elsewhere", "host": "elsewhere", "pid": 1,'
+        ' "since": "2026-11-25T10:00:00Z"}'
+    )
+    rb = write_runbook(f"""
+        version: 1
+        name: locked
+        hosts: web
+        lock: deploy
+        steps:
+          - id: touch
+            local: true
+            run: touch {tmp_path}/ran-{{{{ host.name }}}}
+    """)
+    try:
+        result = runbook_cli("run", str(rb), "-i", str(inventory))
+    finally:
+        (lock_dir / "owner.json").unlink()
+        lock_dir.rmdir()
+    assert result.code == 4, result.output
+    assert "alice@elsewhere" in result.stderr and "other-run" in result.stderr
+    assert not list(tmp_path.glob("ran-*"))
+    # our own locks were released on the other hosts and the controller
+    assert not (fleet.home(0) / ".local/state/runbook/locks/deploy.lock").exists()
+    again = runbook_cli("run", str(rb), "-i", str(inventory))
+    assert again.code == 0, again.output
