@@ -1,0 +1,198 @@
+# ruff: noqa: E501 - expected Markdown rows and YAML lines are compared verbatim
+"""`runbook docs`: a runbook as a Markdown page (params, secret names, go/no-go
+checklist, step tables, Mermaid flow) and a directory as pages plus an index."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from runbook_engine.record.docs import INDEX, render_docs, write_docs
+from runbook_engine.spec.build import load_runbook
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRET_VALUE = "s3cr3t-value-never-shown"
+
+RELEASE = """
+    # yaml-language-server: $schema=../schemas/runbook.schema.json
+    version: 1
+    name: release
+    description: Deploy a release of the app.
+    params:
+      version: {type: string, required: true, pattern: '^\\d+\\.\\d+\\.\\d+$', description: Release to deploy}
+      env: {type: string, enum: [staging, production], default: staging}
+    secrets:
+      db_password: {env: DOCS_TEST_DB_PASSWORD}
+    hosts: local
+    preconditions:
+      - id: disk
+        name: Disk has room
+        run: df -P /tmp | tail -1
+    steps:
+      - id: upload
+        name: Upload the release
+        run: mkdir -p /tmp/rel/{{ params.version | quote }}
+        undo: rm -rf /tmp/rel/{{ params.version | quote }}
+        timeout: 5m
+      - id: migrate
+        run: "echo migrate"
+        retries: {attempts: 3, delay: 2s}
+        on_failure: abort
+    verify:
+      - id: health
+        http: {url: "http://127.0.0.1:9/health"}
+    rollback:
+      - id: notify
+        run: echo rolled back
+    finally:
+      - id: cleanup
+        run: echo done
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "release.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
+
+
+def test_page_has_params_secret_names_checklist_and_step_tables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCS_TEST_DB_PASSWORD", SECRET_VALUE)
+    page = render_docs(load_runbook(write(tmp_path, RELEASE)))
+    assert page.startswith("# release\n\nDeploy a release of the app.\n")
+    assert (
+        "| <code>version</code> | string matching ^\\d+\\.\\d+\\.\\d+$ |  | yes | Release to deploy |"
+        in page
+    )
+    assert (
+        "| <code>env</code> | string (one of staging, production) | <code>staging</code> | no |"
+        in page
+    )
+    assert "- <code>db_password</code>: from env DOCS_TEST_DB_PASSWORD" in page
+    assert SECRET_VALUE not in page
+    assert (
+        "- [ ] **Disk has room** (<code>disk</code>): <code>df -P /tmp \\| tail -1</code>"
+        in page
+    )
+    upload = next(
+        line for line in page.splitlines() if line.startswith("| <code>upload</code>")
+    )
+    assert upload == (
+        "| <code>upload</code> | Upload the release | local"
+        " | <code>mkdir -p /tmp/rel/{{ params.version \\| quote }}</code>"
+        " | <code>rm -rf /tmp/rel/{{ params.version \\| quote }}</code> |  | 5m00s | rollback (default) |"
+    )
+    migrate = next(
+        line for line in page.splitlines() if line.startswith("| <code>migrate</code>")
+    )
+    assert "| 3 attempts, delay 2.0s |" in migrate and migrate.endswith("| abort |")
+    health = next(
+        line for line in page.splitlines() if line.startswith("| <code>health</code>")
+    )
+    assert (
+        "control machine" in health
+        and "GET http://127.0.0.1:9/health (expect 200)" in health
+    )
+    for title in ("## Steps", "## Verify", "## Rollback", "## Finally"):
+        assert title in page
+
+
+def test_flowchart_shows_the_gate_the_main_path_and_the_rollback_path(
+    tmp_path: Path,
+) -> None:
+    page = render_docs(load_runbook(write(tmp_path, RELEASE)))
+    mermaid = re.search(r"```mermaid\n(.*?)```", page, re.S)
+    assert mermaid is not None
+    chart = mermaid.group(1).splitlines()
+    assert chart[0] == "flowchart TD"
+    assert '  gate{"go / no-go"}' in chart
+    assert "  gate -- no-go --> nogo" in chart
+    ids = {
+        m.group(2): m.group(1)
+        for line in chart
+        if (m := re.match(r'  (s\d+)\["([a-z_]+)', line))
+    }
+    assert f"  gate --> {ids['upload']}" in chart
+    assert f"  {ids['upload']} --> {ids['migrate']}" in chart
+    assert f"  {ids['health']} --> {ids['cleanup']}" in chart
+    assert '  u0["undo upload"]' in chart
+    assert "  failed --> u0" in chart and f"  u0 --> {ids['notify']}" in chart
+    assert f"  {ids['notify']} --> {ids['cleanup']}" in chart
+    assert f"  {ids['migrate']} -. fails .-> failed" in chart
+
+
+def test_mermaid_labels_cannot_break_the_chart(tmp_path: Path) -> None:
+    text = RELEASE.replace("name: Upload the release", "name: 'Say \"hi\" <now> #1'")
+    page = render_docs(load_runbook(write(tmp_path, text)))
+    assert '["upload: Say #quot;hi#quot; #lt;now#gt; #35;1"]' in page
+
+
+def test_a_directory_gives_one_page_per_runbook_and_an_index(tmp_path: Path) -> None:
+    source = tmp_path / "runbooks"
+    source.mkdir()
+    write(source, RELEASE)
+    write(
+        source,
+        """
+        version: 1
+        name: restart
+        description: |
+          Restart the app.
+          Second line.
+        steps:
+          - id: go
+            run: echo restart
+            undo: echo nothing
+        """,
+        "restart.yml",
+    )
+    (source / "notes.yaml").write_text("just: some data\n")
+    out = tmp_path / "docs"
+    written = write_docs([source], out)
+    assert sorted(p.name for p in written) == [INDEX, "release.md", "restart.md"]
+    index = (out / INDEX).read_text()
+    assert (
+        "| [release](release.md) | Deploy a release of the app. | <code>local</code> |"
+        in index
+    )
+    assert "| [restart](restart.md) | Restart the app. |" in index
+    assert (out / "release.md").read_text() == render_docs(
+        load_runbook(source / "release.yaml")
+    )
+
+
+def test_a_single_runbook_to_a_file(tmp_path: Path) -> None:
+    path = write(tmp_path, RELEASE)
+    written = write_docs([path], tmp_path / "out" / "release.md")
+    assert written == [tmp_path / "out" / "release.md"]
+    assert written[0].read_text().startswith("# release\n")
+
+
+def test_the_example_runbook_renders() -> None:
+    page = render_docs(load_runbook(ROOT / "examples" / "hello.yaml"))
+    assert page.startswith("# hello\n")
+    assert "```mermaid\nflowchart TD\n" in page
+
+
+def test_committed_runbook_docs_are_up_to_date(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    committed = ROOT / "docs" / "runbooks"
+    if not committed.is_dir():
+        pytest.skip("docs/runbooks/ is not committed yet")
+    monkeypatch.chdir(
+        ROOT
+    )  # pages name their source by the path given, as in the README
+    fresh = write_docs([Path("runbooks")], tmp_path / "fresh")
+    stale = [
+        p.name
+        for p in fresh
+        if not (committed / p.name).is_file()
+        or (committed / p.name).read_text() != p.read_text()
+    ]
+    assert not stale, f"run: runbook docs runbooks/ --output docs/runbooks/ ({stale})"
