@@ -221,7 +221,7 @@ def _execute(prepared: Prepared, kw: dict[str, Any]) -> tuple[RunReport, Any]:
         report = session.run()
     finally:
         signal.signal(signal.SIGTERM, previous)
-    _write_reports(reports, collector.records, session.run_id)
+    _write_reports(reports, collector.records, session.run_id, session.chain_head)
     if kw.get("output") == "json":
         click.echo(json.dumps(_summary(session.run_id, report, collector.records), indent=2))
     return report, collector
@@ -256,13 +256,15 @@ def _parse_reports(values: tuple[str, ...] | list[str]) -> list[tuple[str, Path]
     return parsed
 
 
-def _write_reports(reports: list[tuple[str, Path]], records: list[dict[str, Any]], run_id: str) -> None:
+def _write_reports(
+    reports: list[tuple[str, Path]], records: list[dict[str, Any]], run_id: str, chain_head: str | None
+) -> None:
     if not reports:
         return
     from .record import reports as report_formats
 
     for kind, path in reports:
-        report_formats.write(kind, path, records)
+        report_formats.write(kind, path, records, chain_head=chain_head, run_id=run_id)
         click.echo(f"report: {kind} written to {path}", err=True)
 
 
@@ -484,6 +486,31 @@ def plan(runbook: Path, fmt: str, **kw: Any) -> None:
     click.echo(format_plan(prepared, plan_runbook(prepared), fmt))
 
 
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--output", "-o", type=click.Path(path_type=Path), metavar="FILE|DIR",
+              help="A file (one runbook) or a directory (one page each + index.md).")
+def docs(paths: tuple[Path, ...], output: Path | None) -> None:
+    """Render runbooks as Markdown for review: params, secret names, go/no-go
+    checklist, steps, rollback and a Mermaid flowchart.
+
+    \b
+    Examples:
+      runbook docs runbooks/release.yaml
+      runbook docs runbooks/ --output docs/runbooks/
+    """
+    from .record.docs import render_docs, write_docs
+    from .spec.build import load_runbook
+
+    if output is None:
+        if len(paths) != 1 or not paths[0].is_file():
+            raise InputError("runbook docs DIR needs --output DIR")
+        click.echo(render_docs(load_runbook(paths[0])), nl=False)
+        return
+    for written in write_docs(list(paths), output):
+        click.echo(f"wrote {written}", err=True)
+
+
 @cli.group()
 def audit() -> None:
     """Read and verify the audit log."""
@@ -519,11 +546,19 @@ def audit_list(state_dir: str | None, last: int) -> None:
               help="Write a report of this past run: json, junit, markdown or html.")
 def audit_show(run_id: str, state_dir: str | None, as_json: bool, reports: tuple[str, ...]) -> None:
     """A past run as a readable timeline."""
-    from .record.audit import AUDIT_FILE, run_records
+    import hashlib
+
+    from .record.audit import AUDIT_FILE, read_records
     from .record.timeline import format_timeline
 
     parsed = _parse_reports(reports)
-    records = run_records(_state_dir(state_dir) / AUDIT_FILE, run_id)
+    path = _state_dir(state_dir) / AUDIT_FILE
+    records: list[dict[str, Any]] = []
+    chain_head = None  # the hash of this run's last record line, as the next prev_hash
+    for line in read_records(path) if path.exists() else ():
+        if line.record is not None and line.terminated and line.record.get("run_id") == run_id:
+            records.append(line.record)
+            chain_head = hashlib.sha256(line.raw).hexdigest()
     if not records:
         raise InputError(f"no run {run_id!r} in the audit log (see `runbook audit list`)")
     if as_json:
@@ -531,7 +566,7 @@ def audit_show(run_id: str, state_dir: str | None, as_json: bool, reports: tuple
             click.echo(json.dumps(record, ensure_ascii=False))
     else:
         click.echo(format_timeline(records))
-    _write_reports(parsed, records, run_id)
+    _write_reports(parsed, records, run_id, chain_head)
 
 
 @audit.command(name="verify")

@@ -154,6 +154,7 @@ class Session:
         self.audit: AuditLog | None = None
         self.state: StateSink | None = None
         self.locks: list[tuple[Any, LockHolder]] = []
+        self.chain_head: str | None = None
 
     def run(self) -> RunReport:
         request, prepared = self.prepared.request, self.prepared
@@ -168,6 +169,7 @@ class Session:
             self.pool.close()
             if self.state is not None:
                 self.state.close()
+            self.chain_head = self.audit.head_hash
             self.audit.close()
 
     def _run(self, sink: MultiSink, state_dir: Path) -> RunReport:

@@ -14,7 +14,7 @@ from ..actions import ActionEnv, Approver, handler_for
 from ..errors import RenderError
 from ..record.events import EventSink, Status, StepRetry
 from ..secrets import Masker
-from ..spec.model import Action, Retries, Step, Undo
+from ..spec.model import Action, Phase, Retries, Step, Undo
 from ..transports.base import Transport
 from ..transports.output import LiveCallback, StepOutput
 from . import render
@@ -148,6 +148,8 @@ class Stepper:
         if step.changed_when is not None and outcome.status.succeeded:
             changed = bool(self._evaluate_self(step, context, outcome, step.changed_when, "changed_when"))
             outcome = _replace(outcome, status=Status.CHANGED if changed else Status.OK)
+        elif outcome.status is Status.CHANGED and (step.safe or step.phase is Phase.PRECONDITIONS):
+            outcome = _replace(outcome, status=Status.OK)  # checks only read
         return outcome
 
     def _evaluate_self(

@@ -3,6 +3,7 @@ diagnostic (and, with ``--strict``, the lint warnings)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -23,20 +24,22 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
 
 
 def kind_of(path: Path) -> str | None:
-    """"runbook", "inventory" or None (some other YAML file) from the top-level keys."""
+    """"runbook", "inventory" or None (some other YAML file, e.g. a CI workflow), from
+    the top-level keys. A file too broken to parse is judged by its key lines."""
     from .loader import load_yaml
 
     try:
         data = load_yaml(path).data
     except InputError:
-        return "runbook"  # report its YAML errors as a runbook's
+        text = path.read_text(encoding="utf-8", errors="replace")
+        data = {m.group(1): None for m in re.finditer(r"(?m)^([A-Za-z_][\w-]*)\s*:", text)}
     if not isinstance(data, dict):
-        return "runbook"
-    if "steps" in data or "name" in data:
+        return None
+    if "steps" in data or ("version" in data and "name" in data):
         return "runbook"
     if isinstance(data.get("hosts"), dict) or "groups" in data or "defaults" in data:
         return "inventory"
-    return "runbook" if "version" in data else None
+    return None
 
 
 def check_files(

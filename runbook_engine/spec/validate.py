@@ -19,7 +19,7 @@ _ORDERED = ("preconditions", "steps", "verify")
 _LATE = ("batch_gate", "rollback", "finally")
 _EXPRESSION_KEYS = ("when", "failed_when", "changed_when")
 # fields evaluated after the step's own action ran, so they may name the step itself
-_SELF_KEYS = ("until", "failed_when", "changed_when", "undo")
+_SELF_KEYS = ("retries", "failed_when", "changed_when", "undo")
 
 
 @dataclass(frozen=True, slots=True)

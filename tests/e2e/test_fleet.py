@@ -149,3 +149,38 @@ def test_remote_lock_held_by_another_run_is_exit_4_before_any_step(runbook_cli, 
     assert not (fleet.home(0) / ".local/state/runbook/locks/deploy.lock").exists()
     again = runbook_cli("run", str(rb), "-i", str(inventory))
     assert again.code == 0, again.output
+
+
+def test_failure_rolls_back_every_changed_host_in_reverse_order(runbook_cli, write_runbook, fleet):
+    inventory = fleet.inventory()
+    rb = write_runbook("""
+        version: 1
+        name: fleet_saga
+        hosts: web
+        steps:
+          - id: one
+            run: echo do-one >> saga.log
+            undo: echo undo-one >> saga.log
+          - id: two
+            run: echo do-two >> saga.log
+            undo: echo undo-two >> saga.log
+          - id: three
+            run: echo do-three >> saga.log; test {{ host.name }} != web1
+            undo: echo undo-three >> saga.log
+          - id: four
+            run: echo do-four >> saga.log
+    """)
+    for index in range(3):
+        (fleet.home(index) / "saga.log").unlink(missing_ok=True)
+    result = runbook_cli("run", str(rb), "-i", str(inventory), "--output", "json")
+    assert result.code == 1, result.output
+    assert result.json()["status"] == "rolled_back"
+    for index in range(3):
+        log = (fleet.home(index) / "saga.log").read_text().split()
+        if index == 1:  # the failed host: its failed step has no undo_on_failure
+            assert log == ["do-one", "do-two", "do-three", "undo-two", "undo-one"]
+        else:
+            assert log == ["do-one", "do-two", "do-three", "undo-three", "undo-two", "undo-one"]
+    scoped = runbook_cli("run", str(rb), "-i", str(inventory), "--rollback-scope", "failed")
+    assert scoped.code == 1
+    assert (fleet.home(0) / "saga.log").read_text().split()[-1] == "do-three"

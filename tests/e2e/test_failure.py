@@ -1,0 +1,319 @@
+"""The bad day: retries, rollback with per-step undo, go/no-go, resume, drills."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.conftest import audit_records
+
+pytestmark = pytest.mark.e2e
+
+
+def saga(tmp_path, *, fail_step: str = "three", broken_undo: str | None = None, extra: str = "") -> str:
+    undo = lambda name: (  # noqa: E731
+        f"sh -c 'echo undo-{name} >> {tmp_path}/log; exit 9'" if name == broken_undo
+        else f"echo undo-{name} >> {tmp_path}/log"
+    )
+    steps = []
+    for name in ("one", "two", "three", "four"):
+        command = f"echo do-{name} >> {tmp_path}/log"
+        if name == fail_step:
+            command += "; exit 5"
+        steps.append(f"  - id: {name}\n    run: {command}\n    undo: {undo(name)}\n")
+    return (
+        "version: 1\nname: saga\n" + extra
+        + "steps:\n" + "".join(steps)
+        + f"rollback:\n  - id: notify\n    run: echo rollback-step >> {tmp_path}/log\n"
+        + f"finally:\n  - id: tidy\n    run: echo finally >> {tmp_path}/log\n"
+    )
+
+
+def test_failure_rolls_back_completed_steps_newest_first(runbook_cli, write_runbook, tmp_path, state_dir):
+    rb = write_runbook(saga(tmp_path))
+    result = runbook_cli("run", str(rb))
+    assert result.code == 1, result.output
+    assert (tmp_path / "log").read_text().split() == [
+        "do-one", "do-two", "do-three", "undo-two", "undo-one", "rollback-step", "finally",
+    ]
+    events = [r["event"] for r in audit_records(state_dir)]
+    assert events.index("rollback.started") < events.index("undo.started") < events.index("rollback.finished")
+    assert audit_records(state_dir)[-1]["status"] == "rolled_back"
+
+
+def test_undo_on_failure_runs_the_failed_steps_own_undo(runbook_cli, write_runbook, tmp_path):
+    text = saga(tmp_path).replace("    undo: echo undo-three", "    undo_on_failure: true\n    undo: echo undo-three")
+    rb = write_runbook(text)
+    assert runbook_cli("run", str(rb)).code == 1
+    assert (tmp_path / "log").read_text().split()[3:6] == ["undo-three", "undo-two", "undo-one"]
+
+
+def test_failing_undo_still_runs_the_others_and_exits_3(runbook_cli, write_runbook, tmp_path):
+    rb = write_runbook(saga(tmp_path, broken_undo="two"))
+    result = runbook_cli("run", str(rb), "--output", "json")
+    assert result.code == 3, result.output
+    assert (tmp_path / "log").read_text().split()[3:5] == ["undo-two", "undo-one"]
+    summary = result.json()
+    assert summary["status"] == "rollback_failed"
+    assert summary["needs_attention"] == [{"host": "local", "step": "two", "what": "undo failed: exit code 9"}]
+    assert "ROLLBACK INCOMPLETE: a human must look at:" in result.stderr
+    assert "local: step two: undo failed: exit code 9" in result.stderr
+
+
+def test_no_rollback_and_abort_skip_the_undos(runbook_cli, write_runbook, tmp_path):
+    rb = write_runbook(saga(tmp_path))
+    assert runbook_cli("run", str(rb), "--no-rollback").code == 1
+    assert "undo-" not in (tmp_path / "log").read_text()
+    (tmp_path / "log").unlink()
+    rb = write_runbook(saga(tmp_path, extra="on_failure: abort\n"))
+    assert runbook_cli("run", str(rb)).code == 1
+    assert (tmp_path / "log").read_text().split() == ["do-one", "do-two", "do-three", "finally"]
+
+
+def test_continue_records_the_failure_and_goes_on(runbook_cli, write_runbook, tmp_path):
+    rb = write_runbook(saga(tmp_path, extra="on_failure: continue\n"))
+    result = runbook_cli("run", str(rb), "--output", "json")
+    assert result.code == 1
+    assert result.json()["status"] == "failed"
+    assert "do-four" in (tmp_path / "log").read_text()
+
+
+def test_verify_failure_rolls_back(runbook_cli, write_runbook, tmp_path):
+    rb = write_runbook(saga(tmp_path, fail_step="none") + "verify:\n  - id: check\n    run: exit 1\n")
+    assert runbook_cli("run", str(rb)).code == 1
+    assert (tmp_path / "log").read_text().split()[4:8] == ["undo-four", "undo-three", "undo-two", "undo-one"]
+
+
+def test_failed_preconditions_are_all_reported_exit_4_and_nothing_changes(runbook_cli, write_runbook, tmp_path):
+    rb = write_runbook(f"""
+        version: 1
+        name: gated
+        preconditions:
+          - id: disk
+            name: Enough disk
+            run: "true"
+          - id: ci_green
+            name: CI is green
+            run: "exit 1"
+          - id: db_up
+            name: Database reachable
+            run: "exit 2"
+        steps:
+          - id: change
+            run: touch {tmp_path}/changed
+    """)
+    result = runbook_cli("run", str(rb))
+    assert result.code == 4, result.output
+    assert not (tmp_path / "changed").exists()
+    assert "GO      local      Enough disk" in result.stderr
+    assert "NO-GO   local      CI is green" in result.stderr
+    assert "NO-GO   local      Database reachable" in result.stderr
+    check = runbook_cli("check", str(rb))
+    assert check.code == 4 and "=> NO-GO" in check.stderr
+
+
+def test_retries_with_until_and_backoff(runbook_cli, write_runbook, tmp_path, state_dir):
+    counter = tmp_path / "count"
+    rb = write_runbook(f"""
+        version: 1
+        name: retry
+        steps:
+          - id: flaky
+            run: n=$(cat {counter} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {counter}; echo $n
+            retries: {{attempts: 5, delay: 200ms, backoff: 2, until: "steps.flaky.stdout | int >= 3"}}
+          - id: picky
+            run: exit 7
+            retries: {{attempts: 3, delay: 10ms, retry_on: {{rc: [75]}}}}
+    """)
+    started = time.monotonic()
+    result = runbook_cli("run", str(rb), "--output", "json")
+    assert result.code == 1
+    retries = [r for r in audit_records(state_dir) if r["event"] == "step.retry"]
+    assert [(r["step"], r["attempt"], r["next_delay_ms"]) for r in retries] == [
+        ("flaky", 1, 200), ("flaky", 2, 400)]
+    steps = {s["step"]: s for s in result.json()["steps"]}
+    assert steps["flaky"]["attempts"] == 3 and steps["flaky"]["status"] == "changed"
+    assert steps["picky"]["attempts"] == 1  # rc 7 is not in retry_on: no retry
+    assert time.monotonic() - started >= 0.6
+    assert "retried 2" in result.stderr
+
+
+def test_until_never_true_is_a_failure(runbook_cli, write_runbook):
+    rb = write_runbook("""
+        version: 1
+        name: never
+        steps:
+          - id: wait
+            run: echo no
+            retries: {attempts: 2, delay: 10ms, until: "steps.wait.stdout == 'yes'"}
+    """)
+    result = runbook_cli("run", str(rb))
+    assert result.code == 1
+    assert "until `steps.wait.stdout == 'yes'` still false after 2 attempts" in result.stderr
+
+
+def test_resume_after_failure_skips_completed_steps(runbook_cli, write_runbook, tmp_path, state_dir):
+    gate = tmp_path / "fixed"
+    rb = write_runbook(f"""
+        version: 1
+        name: resumable
+        on_failure: abort
+        steps:
+          - id: one
+            run: echo one >> {tmp_path}/count; echo value-one
+          - id: two
+            run: test -e {gate} && echo two >> {tmp_path}/count
+          - id: three
+            run: echo "three saw {{{{ steps.one.stdout | trim }}}}" >> {tmp_path}/count
+    """)
+    first = runbook_cli("run", str(rb), "--output", "json")
+    assert first.code == 1
+    run_id = first.json()["run_id"]
+    gate.touch()
+    resumed = runbook_cli("resume", run_id, "--output", "json")
+    assert resumed.code == 0, resumed.output
+    assert (tmp_path / "count").read_text().split("\n")[:3] == ["one", "two", "three saw value-one"]
+    started = [r for r in audit_records(state_dir) if r["event"] == "run.started"]
+    assert started[-1]["resumed_from"] == run_id
+    again = runbook_cli("resume", resumed.json()["run_id"])
+    assert again.code == 2 and "succeeded" in again.stderr
+
+
+def test_resume_refuses_a_changed_runbook_unless_forced(runbook_cli, write_runbook, tmp_path):
+    rb = write_runbook(saga(tmp_path, extra="on_failure: abort\n"))
+    first = runbook_cli("run", str(rb), "--output", "json")
+    rb.write_text(rb.read_text() + "\n# edited\n")
+    refused = runbook_cli("resume", first.json()["run_id"])
+    assert refused.code == 2
+    assert "changed since the run" in refused.stderr
+
+
+def test_resume_refuses_a_rolled_back_run(runbook_cli, write_runbook, tmp_path):
+    rb = write_runbook(saga(tmp_path))
+    first = runbook_cli("run", str(rb), "--output", "json")
+    assert first.json()["status"] == "rolled_back"
+    refused = runbook_cli("resume", first.json()["run_id"])
+    assert refused.code == 2 and "rolled back" in refused.stderr
+
+
+def test_resume_after_sigint_skips_completed_steps(cli_env, runbook_cli, write_runbook, tmp_path, state_dir):
+    rb = write_runbook(f"""
+        version: 1
+        name: interrupted
+        steps:
+          - id: one
+            run: echo one >> {tmp_path}/count
+          - id: slow
+            run: test -e {tmp_path}/fast || sleep 30; echo slow >> {tmp_path}/count
+          - id: three
+            run: echo three >> {tmp_path}/count
+    """)
+    proc = subprocess.Popen([sys.executable, "-m", "runbook_engine", "run", str(rb)], env=cli_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        log = state_dir / "audit.jsonl"
+        if log.exists() and log.read_text().count('"step.started"') >= 2:
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=20)
+    assert proc.returncode == 130
+    run_id = audit_records(state_dir)[0]["run_id"]
+    (tmp_path / "fast").touch()
+    resumed = runbook_cli("resume", run_id)
+    assert resumed.code == 0, resumed.output
+    assert (tmp_path / "count").read_text().split() == ["one", "slow", "three"]
+
+
+def test_sigterm_exits_143_and_rollback_run_id_undoes_what_it_completed(cli_env, runbook_cli, write_runbook,
+                                                                          tmp_path, state_dir):
+    rb = write_runbook(f"""
+        version: 1
+        name: terminated
+        steps:
+          - id: one
+            run: echo do-one >> {tmp_path}/log
+            undo: echo undo-one >> {tmp_path}/log
+          - id: slow
+            run: sleep 30
+    """)
+    proc = subprocess.Popen([sys.executable, "-m", "runbook_engine", "run", str(rb)], env=cli_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        log = state_dir / "audit.jsonl"
+        if log.exists() and log.read_text().count('"step.started"') >= 2:
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=20)
+    assert proc.returncode == 143
+    run_id = audit_records(state_dir)[0]["run_id"]
+    rolled = runbook_cli("rollback", run_id)
+    assert rolled.code == 1, rolled.output  # rolled_back
+    assert (tmp_path / "log").read_text().split() == ["do-one", "undo-one"]
+
+
+def test_drill_passes_when_the_system_comes_back(runbook_cli, write_runbook, tmp_path, state_dir):
+    rb = write_runbook(f"""
+        version: 1
+        name: drilled
+        preconditions:
+          - id: clean
+            name: No marker yet
+            run: test ! -e {tmp_path}/marker
+        steps:
+          - id: make
+            run: touch {tmp_path}/marker
+            undo: rm -f {tmp_path}/marker
+          - id: more
+            run: echo more
+    """)
+    report = tmp_path / "drill.json"
+    result = runbook_cli("drill", str(rb), "--fail-at", "make", "--report", f"json:{tmp_path}/run.json")
+    assert result.code == 0, result.output
+    assert "drill report: PASS" in result.stderr
+    assert "recovery time" in result.stderr
+    drill = [r for r in audit_records(state_dir) if r["event"] == "drill.report"][0]
+    assert drill["passed"] is True and drill["steps_done"] == ["make"]
+    assert drill["undos"][0]["step"] == "make"
+    assert not (tmp_path / "marker").exists()
+    del report
+
+
+def test_drill_with_a_broken_undo_fails_naming_what_differs(runbook_cli, write_runbook, tmp_path):
+    rb = write_runbook(f"""
+        version: 1
+        name: drilled
+        preconditions:
+          - id: clean
+            name: No marker yet
+            run: test ! -e {tmp_path}/marker
+        steps:
+          - id: make
+            run: touch {tmp_path}/marker
+            undo: echo forgot to remove it
+    """)
+    result = runbook_cli("drill", str(rb))
+    assert result.code == 1, result.output
+    assert "drill report: FAIL" in result.stderr
+    assert "DIFFERS: local No marker yet: ok before, failed after" in result.stderr
+    (tmp_path / "marker").unlink()
+
+
+def test_start_at_begins_a_fresh_run_at_a_step(runbook_cli, write_runbook, tmp_path):
+    rb = write_runbook(saga(tmp_path, fail_step="none"))
+    result = runbook_cli("run", str(rb), "--start-at", "three")
+    assert result.code == 0, result.output
+    assert (tmp_path / "log").read_text().split() == ["do-three", "do-four", "finally"]
+    bad = runbook_cli("run", str(rb), "--start-at", "nope")
+    assert bad.code == 2 and "no step 'nope'" in bad.stderr
+    json.dumps(bad.stderr)
