@@ -27,8 +27,6 @@ from collections.abc import Callable, Iterator, Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Final
 
-from jsonschema import Draft202012Validator, FormatChecker
-
 from .diagnostics import Diagnostic
 from .loader import explain_plain_scalar
 
@@ -113,7 +111,10 @@ def _schema_text(name: str) -> str:
 
 @functools.cache
 def _validator(name: str) -> Any:
-    # compiled once per process: building it costs far more than using it
+    # compiled once per process: building it costs far more than using it;
+    # imported here because valid documents never need it (~60 ms of start-up)
+    from jsonschema import Draft202012Validator, FormatChecker
+
     return Draft202012Validator(
         load_schema(name), format_checker=FormatChecker(formats=("regex",))
     )
