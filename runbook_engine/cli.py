@@ -16,7 +16,6 @@ import shlex
 import signal
 import sys
 import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -26,6 +25,8 @@ from . import __version__
 from .errors import ExitCode, InputError, RunbookError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .engine.executor import RunReport
     from .engine.session import Prepared, RunRequest
     from .secrets import Masker
@@ -61,7 +62,7 @@ def main() -> None:
         sys.exit(ExitCode.INTERRUPTED)
     except BrokenPipeError:
         sys.exit(ExitCode.FAILED)
-    except Exception:  # noqa: BLE001 - the last line of defence: a bug
+    except Exception:
         _crash()
     sys.exit(ExitCode.OK)
 
@@ -92,10 +93,12 @@ def _crash() -> NoReturn:
 
         state_dir = ensure_state_dir(_INVOCATION.state_dir or default_state_dir())
         where = state_dir / f"crash-{_INVOCATION.run_id or os.getpid()}.log"
-        fd = os.open(where, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        fd = os.open(
+            where, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600
+        )
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
-    except Exception:  # noqa: BLE001 - never let the crash handler crash
+    except Exception:
         where = None
     click.echo(
         "internal error: this is a bug in runbook, not in your runbook. Nothing more"
@@ -106,7 +109,7 @@ def _crash() -> NoReturn:
     sys.exit(ExitCode.INTERNAL)
 
 
-# -- shared options ------------------------------------------------------------------------
+# -- shared options --------------------------------------------------------------------
 
 
 def _state_dir(value: str | None) -> Path:
@@ -119,27 +122,77 @@ def _state_dir(value: str | None) -> Path:
 
 def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option("-e", "--extra", "assignments", multiple=True, metavar="KEY=VALUE",
-                     help="Set a param (repeatable). Values are coerced to the declared type."),
-        click.option("--params-file", type=click.Path(dir_okay=False, path_type=Path),
-                     help="YAML or JSON mapping of params."),
-        click.option("-i", "--inventory", type=click.Path(dir_okay=False, path_type=Path),
-                     help="Inventory file (hosts, groups, connection settings)."),
-        click.option("--limit", metavar="PATTERN", help="Narrow the runbook's hosts to this pattern."),
-        click.option("--state-dir", "state_dir", metavar="DIR", envvar="RUNBOOK_STATE_DIR",
-                     help="Audit log and run state (default ${XDG_STATE_HOME:-~/.local/state}/runbook)."),
-        click.option("--yes", is_flag=True, help="Approve every approve: step (audited)."),
-        click.option("--approve", "approve", multiple=True, metavar="STEP_ID",
-                     help="Approve this approve: step (repeatable, audited)."),
-        click.option("--forks", type=click.IntRange(1, 1000), default=20, show_default=True,
-                     help="Hosts run in parallel."),
-        click.option("--accept-new-host-keys", is_flag=True,
-                     help="Add unknown SSH host keys to known_hosts (audited). Changed keys are always refused."),
-        click.option("--output", type=click.Choice(["text", "json"]), default="text",
-                     help="json: a machine-readable summary on stdout."),
-        click.option("--report", "reports", multiple=True, metavar="FORMAT:PATH",
-                     help="Write a report: json, junit, markdown or html (repeatable)."),
-        click.option("-q", "--quiet", is_flag=True, help="Only failures and the result."),
+        click.option(
+            "-e",
+            "--extra",
+            "assignments",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Set a param (repeatable). Values are coerced to the declared type.",
+        ),
+        click.option(
+            "--params-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="YAML or JSON mapping of params.",
+        ),
+        click.option(
+            "-i",
+            "--inventory",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Inventory file (hosts, groups, connection settings).",
+        ),
+        click.option(
+            "--limit",
+            metavar="PATTERN",
+            help="Narrow the runbook's hosts to this pattern.",
+        ),
+        click.option(
+            "--state-dir",
+            "state_dir",
+            metavar="DIR",
+            envvar="RUNBOOK_STATE_DIR",
+            help="Audit log and run state"
+            " (default ${XDG_STATE_HOME:-~/.local/state}/runbook).",
+        ),
+        click.option(
+            "--yes", is_flag=True, help="Approve every approve: step (audited)."
+        ),
+        click.option(
+            "--approve",
+            "approve",
+            multiple=True,
+            metavar="STEP_ID",
+            help="Approve this approve: step (repeatable, audited).",
+        ),
+        click.option(
+            "--forks",
+            type=click.IntRange(1, 1000),
+            default=20,
+            show_default=True,
+            help="Hosts run in parallel.",
+        ),
+        click.option(
+            "--accept-new-host-keys",
+            is_flag=True,
+            help="Add unknown SSH host keys to known_hosts (audited)."
+            " Changed keys are always refused.",
+        ),
+        click.option(
+            "--output",
+            type=click.Choice(["text", "json"]),
+            default="text",
+            help="json: a machine-readable summary on stdout.",
+        ),
+        click.option(
+            "--report",
+            "reports",
+            multiple=True,
+            metavar="FORMAT:PATH",
+            help="Write a report: json, junit, markdown or html (repeatable).",
+        ),
+        click.option(
+            "-q", "--quiet", is_flag=True, help="Only failures and the result."
+        ),
         click.option("-v", "--verbose", is_flag=True, help="More detail per step."),
     ]
     for option in reversed(options):
@@ -223,15 +276,27 @@ def _execute(prepared: Prepared, kw: dict[str, Any]) -> tuple[RunReport, Any]:
         signal.signal(signal.SIGTERM, previous)
     _write_reports(reports, collector.records, session.run_id, session.chain_head)
     if kw.get("output") == "json":
-        click.echo(json.dumps(_summary(session.run_id, report, collector.records), indent=2))
+        click.echo(
+            json.dumps(_summary(session.run_id, report, collector.records), indent=2)
+        )
     return report, collector
 
 
-def _summary(run_id: str, report: RunReport, records: list[dict[str, Any]]) -> dict[str, Any]:
+def _summary(
+    run_id: str, report: RunReport, records: list[dict[str, Any]]
+) -> dict[str, Any]:
     steps = [
-        {"host": r["host"], "step": r["step"], "phase": r["phase"], "status": r["status"],
-         "rc": r["rc"], "attempts": r["attempt"], "duration_ms": r["duration_ms"]}
-        for r in records if r["event"] == "step.finished"
+        {
+            "host": r["host"],
+            "step": r["step"],
+            "phase": r["phase"],
+            "status": r["status"],
+            "rc": r["rc"],
+            "attempts": r["attempt"],
+            "duration_ms": r["duration_ms"],
+        }
+        for r in records
+        if r["event"] == "step.finished"
     ]
     return {
         "run_id": run_id,
@@ -251,13 +316,19 @@ def _parse_reports(values: tuple[str, ...] | list[str]) -> list[tuple[str, Path]
     for value in values:
         kind, sep, path = value.partition(":")
         if not sep or kind not in formats or not path:
-            raise InputError(f"--report {value!r}: expected FORMAT:PATH with FORMAT one of {', '.join(formats)}")
+            raise InputError(
+                f"--report {value!r}: expected FORMAT:PATH with FORMAT one of"
+                f" {', '.join(formats)}"
+            )
         parsed.append((kind, Path(path)))
     return parsed
 
 
 def _write_reports(
-    reports: list[tuple[str, Path]], records: list[dict[str, Any]], run_id: str, chain_head: str | None
+    reports: list[tuple[str, Path]],
+    records: list[dict[str, Any]],
+    run_id: str,
+    chain_head: str | None,
 ) -> None:
     if not reports:
         return
@@ -272,31 +343,54 @@ def _finish(report: RunReport) -> NoReturn:
     sys.exit(exit_code_for(report))
 
 
-# -- commands -------------------------------------------------------------------------------------
+# -- commands --------------------------------------------------------------------------
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
 @click.version_option(__version__, prog_name="runbook")
 def cli() -> None:
-    """Declarative runbooks: validate, plan, run, check, drill, resume, roll back, audit."""
+    """Declarative runbooks: validate, plan, run, check, drill, resume, roll back,
+    audit."""
 
 
 @cli.command()
 @click.argument("runbook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--start-at", metavar="STEP_ID", help="Start a fresh run at this step.")
-@click.option("--no-rollback", is_flag=True, help="Do not roll back on failure (audited).")
-@click.option("--rollback-scope", type=click.Choice(["all", "failed"]), default="all", show_default=True,
-              help="Roll back every host the run changed, or only failed hosts.")
+@click.option(
+    "--no-rollback", is_flag=True, help="Do not roll back on failure (audited)."
+)
+@click.option(
+    "--rollback-scope",
+    type=click.Choice(["all", "failed"]),
+    default="all",
+    show_default=True,
+    help="Roll back every host the run changed, or only failed hosts.",
+)
 @_run_options
-def run(runbook: Path, start_at: str | None, no_rollback: bool, rollback_scope: str, **kw: Any) -> None:
+def run(
+    runbook: Path,
+    start_at: str | None,
+    no_rollback: bool,
+    rollback_scope: str,
+    **kw: Any,
+) -> None:
     """Run RUNBOOK: preconditions, steps, verify, rollback on failure, finally.
 
     \b
     Example:
       runbook run runbooks/release.yaml -e version=1.1.0
     """
-    request = _request(runbook, kw, options={"start_at": start_at, "no_rollback": no_rollback,
-                                             "rollback_scope": rollback_scope})
+    request = _request(
+        runbook,
+        kw,
+        options={
+            "start_at": start_at,
+            "no_rollback": no_rollback,
+            "rollback_scope": rollback_scope,
+        },
+    )
     report, _ = _execute(_prepare(request), kw)
     _finish(report)
 
@@ -315,13 +409,27 @@ def check(runbook: Path, **kw: Any) -> None:
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text",
-              show_default=True, help="github: GitHub Actions annotations.")
+@click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path)
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "github"]),
+    default="text",
+    show_default=True,
+    help="github: GitHub Actions annotations.",
+)
 @click.option("--strict", is_flag=True, help="Lint rules too; warnings fail the check.")
-@click.option("-i", "--inventory", type=click.Path(dir_okay=False, path_type=Path),
-              help="Check hosts: patterns against this inventory.")
-def validate(paths: tuple[Path, ...], fmt: str, strict: bool, inventory: Path | None) -> None:
+@click.option(
+    "-i",
+    "--inventory",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Check hosts: patterns against this inventory.",
+)
+def validate(
+    paths: tuple[Path, ...], fmt: str, strict: bool, inventory: Path | None
+) -> None:
     """Check runbooks and inventories (directories are searched for *.yaml / *.yml).
 
     Exit 0 when every file is valid, 2 otherwise.
@@ -330,32 +438,46 @@ def validate(paths: tuple[Path, ...], fmt: str, strict: bool, inventory: Path | 
     from .spec.diagnostics import format_github, format_json, format_text
 
     files = checking.expand_paths(paths)
-    diagnostics, counted = checking.check_files(files, strict=strict, inventory=inventory)
+    diagnostics, counted = checking.check_files(
+        files, strict=strict, inventory=inventory
+    )
     formatter = {"text": format_text, "json": format_json, "github": format_github}[fmt]
     if diagnostics or fmt == "json":
         click.echo(formatter(diagnostics))
     errors = sum(1 for d in diagnostics if d.severity == "error")
     warnings = len(diagnostics) - errors
     if fmt == "text":
-        click.echo(f"{counted} file(s) checked: {errors} error(s), {warnings} warning(s)", err=True)
+        click.echo(
+            f"{counted} file(s) checked: {errors} error(s), {warnings} warning(s)",
+            err=True,
+        )
     if errors or (strict and warnings):
         sys.exit(ExitCode.INVALID)
 
 
 @cli.command()
-@click.argument("kind", type=click.Choice(["runbook", "inventory", "report"]), default="runbook")
+@click.argument(
+    "kind", type=click.Choice(["runbook", "inventory", "report"]), default="runbook"
+)
 def schema(kind: str) -> None:
     """Print the JSON schema of runbooks (default), inventories or JSON reports."""
     from importlib import resources
 
-    text = resources.files("runbook_engine").joinpath(f"schemas/{kind}.schema.json").read_text("utf-8")
+    text = (
+        resources.files("runbook_engine")
+        .joinpath(f"schemas/{kind}.schema.json")
+        .read_text("utf-8")
+    )
     click.echo(text, nl=not text.endswith("\n"))
-
 
 
 @cli.command()
 @click.argument("runbook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--fail-at", metavar="STEP_ID", help="Force a failure right after this step (default: the last step).")
+@click.option(
+    "--fail-at",
+    metavar="STEP_ID",
+    help="Force a failure right after this step (default: the last step).",
+)
 @_run_options
 def drill(runbook: Path, fail_at: str | None, **kw: Any) -> None:
     """Rehearse a rollback for real: checks, steps, a forced failure, the real
@@ -377,16 +499,26 @@ def drill(runbook: Path, fail_at: str | None, **kw: Any) -> None:
     request = _request(runbook, kw, options={"fail_at": fail_at}, mode="drill")
     report, _ = _execute(_prepare(request), kw)
     if report.drill is None:
-        click.echo(f"drill FAIL: the run ended {report.status.value} before the drill could start"
-                   + (f" ({report.message})" if report.message else ""), err=True)
-        sys.exit(exit_code_for(report) if report.status.value != "succeeded" else ExitCode.FAILED)
+        click.echo(
+            f"drill FAIL: the run ended {report.status.value}"
+            " before the drill could start"
+            + (f" ({report.message})" if report.message else ""),
+            err=True,
+        )
+        sys.exit(
+            exit_code_for(report)
+            if report.status.value != "succeeded"
+            else ExitCode.FAILED
+        )
     click.echo(format_drill(report.drill), err=True)
     sys.exit(ExitCode.OK if report.drill.passed else ExitCode.FAILED)
 
 
 @cli.command()
 @click.argument("run_id")
-@click.option("--force", is_flag=True, help="Resume even though the runbook file changed since.")
+@click.option(
+    "--force", is_flag=True, help="Resume even though the runbook file changed since."
+)
 @click.option("--state-dir", "state_dir", metavar="DIR", envvar="RUNBOOK_STATE_DIR")
 @click.option("--yes", is_flag=True)
 @click.option("--approve", "approve", multiple=True, metavar="STEP_ID")
@@ -404,7 +536,11 @@ def resume(run_id: str, force: bool, **kw: Any) -> None:
 
 @cli.command(name="rollback")
 @click.argument("run_id")
-@click.option("--force", is_flag=True, help="Roll back even though the runbook file changed since.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Roll back even though the runbook file changed since.",
+)
 @click.option("--state-dir", "state_dir", metavar="DIR", envvar="RUNBOOK_STATE_DIR")
 @click.option("--yes", is_flag=True)
 @click.option("--approve", "approve", multiple=True, metavar="STEP_ID")
@@ -420,7 +556,9 @@ def rollback_run(run_id: str, force: bool, **kw: Any) -> None:
     _finish(report)
 
 
-def _saved_request(run_id: str, kw: dict[str, Any], *, force: bool, mode: str) -> RunRequest:
+def _saved_request(
+    run_id: str, kw: dict[str, Any], *, force: bool, mode: str
+) -> RunRequest:
     import hashlib
 
     from .engine.executor import RunOptions
@@ -432,18 +570,30 @@ def _saved_request(run_id: str, kw: dict[str, Any], *, force: bool, mode: str) -
     saved = load_saved_run(state_dir, run_id)
     status = saved.status.value if saved.status else "interrupted (never finished)"
     if mode == "resume" and status in ("succeeded", "rolled_back", "rollback_failed"):
-        hint = "" if status == "succeeded" else f"; it was rolled back (status {status})"
-        raise ResumeError(f"run {run_id} cannot be resumed: it {'succeeded' if status == 'succeeded' else 'ended'}{hint}")
+        hint = (
+            "" if status == "succeeded" else f"; it was rolled back (status {status})"
+        )
+        raise ResumeError(
+            f"run {run_id} cannot be resumed: it"
+            f" {'succeeded' if status == 'succeeded' else 'ended'}{hint}"
+        )
     if mode == "rollback" and status == "rolled_back":
         raise ResumeError(f"run {run_id} was already rolled back")
     path = Path(saved.runbook)
     try:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError as exc:
-        raise ResumeError(f"run {run_id}: cannot read its runbook {path}: {exc.strerror}") from None
+        raise ResumeError(
+            f"run {run_id}: cannot read its runbook {path}: {exc.strerror}"
+        ) from None
     if digest != saved.header.get("runbook_sha256") and not force:
-        raise ResumeError(f"run {run_id}: runbook {path} changed since the run (sha256 differs); use --force to {mode} anyway")
-    options = RunOptions(skip=frozenset(saved.results), rollback_only=mode == "rollback")
+        raise ResumeError(
+            f"run {run_id}: runbook {path} changed since the run (sha256 differs);"
+            f" use --force to {mode} anyway"
+        )
+    options = RunOptions(
+        skip=frozenset(saved.results), rollback_only=mode == "rollback"
+    )
     inventory = saved.header.get("inventory")
     return RunRequest(
         runbook=path,
@@ -467,7 +617,13 @@ def _saved_request(run_id: str, kw: dict[str, Any], *, force: bool, mode: str) -
 @click.option("--params-file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-i", "--inventory", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--limit", metavar="PATTERN")
-@click.option("--format", "fmt", type=click.Choice(["text", "markdown"]), default="text", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown"]),
+    default="text",
+    show_default=True,
+)
 @click.option("--accept-new-host-keys", is_flag=True)
 def plan(runbook: Path, fmt: str, **kw: Any) -> None:
     """Show what RUNBOOK would run where, rendered as far as possible. Changes
@@ -487,9 +643,16 @@ def plan(runbook: Path, fmt: str, **kw: Any) -> None:
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--output", "-o", type=click.Path(path_type=Path), metavar="FILE|DIR",
-              help="A file (one runbook) or a directory (one page each + index.md).")
+@click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path)
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path),
+    metavar="FILE|DIR",
+    help="A file (one runbook) or a directory (one page each + index.md).",
+)
 def docs(paths: tuple[Path, ...], output: Path | None) -> None:
     """Render runbooks as Markdown for review: params, secret names, go/no-go
     checklist, steps, rollback and a Mermaid flowchart.
@@ -518,7 +681,9 @@ def audit() -> None:
 
 @audit.command(name="list")
 @click.option("--state-dir", "state_dir", metavar="DIR", envvar="RUNBOOK_STATE_DIR")
-@click.option("-n", "--last", default=20, show_default=True, help="How many recent runs.")
+@click.option(
+    "-n", "--last", default=20, show_default=True, help="How many recent runs."
+)
 def audit_list(state_dir: str | None, last: int) -> None:
     """Recent runs: id, runbook, operator, status, start, duration."""
     from .record.audit import AUDIT_FILE, list_runs
@@ -529,22 +694,40 @@ def audit_list(state_dir: str | None, last: int) -> None:
         click.echo(f"no runs recorded yet ({path} does not exist)", err=True)
         return
     runs = list_runs(path)[-last:]
-    click.echo(f"{'RUN ID':<24} {'RUNBOOK':<28} {'OPERATOR':<22} {'STATUS':<16} {'STARTED':<24} DURATION")
+    click.echo(
+        f"{'RUN ID':<24} {'RUNBOOK':<28} {'OPERATOR':<22} {'STATUS':<16}"
+        f" {'STARTED':<24} DURATION"
+    )
     for run_summary in runs:
-        duration = "-" if run_summary.duration is None else format_duration(run_summary.duration)
+        duration = (
+            "-"
+            if run_summary.duration is None
+            else format_duration(run_summary.duration)
+        )
         click.echo(
-            f"{run_summary.run_id:<24} {run_summary.runbook[-28:]:<28} {run_summary.operator[:22]:<22}"
-            f" {run_summary.status or 'unfinished':<16} {run_summary.started_at:<24} {duration}"
+            f"{run_summary.run_id:<24} {run_summary.runbook[-28:]:<28}"
+            f" {run_summary.operator[:22]:<22}"
+            f" {run_summary.status or 'unfinished':<16}"
+            f" {run_summary.started_at:<24} {duration}"
         )
 
 
 @audit.command(name="show")
 @click.argument("run_id")
 @click.option("--state-dir", "state_dir", metavar="DIR", envvar="RUNBOOK_STATE_DIR")
-@click.option("--json", "as_json", is_flag=True, help="The run's records as JSON lines.")
-@click.option("--report", "reports", multiple=True, metavar="FORMAT:PATH",
-              help="Write a report of this past run: json, junit, markdown or html.")
-def audit_show(run_id: str, state_dir: str | None, as_json: bool, reports: tuple[str, ...]) -> None:
+@click.option(
+    "--json", "as_json", is_flag=True, help="The run's records as JSON lines."
+)
+@click.option(
+    "--report",
+    "reports",
+    multiple=True,
+    metavar="FORMAT:PATH",
+    help="Write a report of this past run: json, junit, markdown or html.",
+)
+def audit_show(
+    run_id: str, state_dir: str | None, as_json: bool, reports: tuple[str, ...]
+) -> None:
     """A past run as a readable timeline."""
     import hashlib
 
@@ -556,11 +739,17 @@ def audit_show(run_id: str, state_dir: str | None, as_json: bool, reports: tuple
     records: list[dict[str, Any]] = []
     chain_head = None  # the hash of this run's last record line, as the next prev_hash
     for line in read_records(path) if path.exists() else ():
-        if line.record is not None and line.terminated and line.record.get("run_id") == run_id:
+        if (
+            line.record is not None
+            and line.terminated
+            and line.record.get("run_id") == run_id
+        ):
             records.append(line.record)
             chain_head = hashlib.sha256(line.raw).hexdigest()
     if not records:
-        raise InputError(f"no run {run_id!r} in the audit log (see `runbook audit list`)")
+        raise InputError(
+            f"no run {run_id!r} in the audit log (see `runbook audit list`)"
+        )
     if as_json:
         for record in records:
             click.echo(json.dumps(record, ensure_ascii=False))
@@ -584,10 +773,16 @@ def audit_verify(state_dir: str | None) -> None:
         raise InputError(f"no audit log at {path}")
     result = verify(path, key_from_env())
     if result.truncated_line is not None:
-        click.echo(f"{path}:{result.truncated_line}: truncated last line (a crash mid-write, not an edit);"
-                   " the next run records it as audit.repaired", err=True)
+        click.echo(
+            f"{path}:{result.truncated_line}: truncated last line"
+            " (a crash mid-write, not an edit);"
+            " the next run records it as audit.repaired",
+            err=True,
+        )
     if not result.ok:
-        click.echo(f"{path}:{result.first_bad_line}: chain broken: {result.reason}", err=True)
+        click.echo(
+            f"{path}:{result.first_bad_line}: chain broken: {result.reason}", err=True
+        )
         sys.exit(ExitCode.FAILED)
     keyed = " and HMAC" if result.keyed else ""
     click.echo(f"ok: {result.records} records, hash chain{keyed} intact", err=True)
@@ -597,16 +792,32 @@ def audit_verify(state_dir: str | None) -> None:
 @cli.command()
 @click.argument("name")
 @click.option("-i", "--inventory", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--host", "hosts", multiple=True, help="Break the lock on this inventory host.")
-@click.option("--force", metavar="RUN_ID", help="Break a lock whose holder is alive: its run id.")
+@click.option(
+    "--host", "hosts", multiple=True, help="Break the lock on this inventory host."
+)
+@click.option(
+    "--force", metavar="RUN_ID", help="Break a lock whose holder is alive: its run id."
+)
 @click.option("--state-dir", "state_dir", metavar="DIR", envvar="RUNBOOK_STATE_DIR")
 @click.option("--accept-new-host-keys", is_flag=True)
-def unlock(name: str, inventory: Path | None, hosts: tuple[str, ...], force: str | None,
-           state_dir: str | None, accept_new_host_keys: bool) -> None:
+def unlock(
+    name: str,
+    inventory: Path | None,
+    hosts: tuple[str, ...],
+    force: str | None,
+    state_dir: str | None,
+    accept_new_host_keys: bool,
+) -> None:
     """Break lock NAME (audited). A stale lock breaks as is; a live holder needs
     --force RUN_ID (the holder's run id)."""
     from .engine.unlocking import unlock_locks
 
-    for line in unlock_locks(name, inventory=inventory, hosts=hosts, force=force,
-                             state_dir=_state_dir(state_dir), accept_new_host_keys=accept_new_host_keys):
+    for line in unlock_locks(
+        name,
+        inventory=inventory,
+        hosts=hosts,
+        force=force,
+        state_dir=_state_dir(state_dir),
+        accept_new_host_keys=accept_new_host_keys,
+    ):
         click.echo(line, err=True)

@@ -98,7 +98,9 @@ class Masker:
                 forms |= _forms(value)
         ordered = sorted(forms, key=len, reverse=True)
         self._pattern = (
-            re.compile("|".join(re.escape(form) for form in ordered)) if ordered else None
+            re.compile("|".join(re.escape(form) for form in ordered))
+            if ordered
+            else None
         )
         self.longest = len(ordered[0]) if ordered else 0
 

@@ -8,11 +8,14 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,7 +41,9 @@ def state_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def cli_env(state_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNBOOK_", "PYTEST_"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("RUNBOOK_", "PYTEST_"))
+    }
     env["RUNBOOK_STATE_DIR"] = str(state_dir)
     env["RUNBOOK_OPERATOR"] = "tester@ci"
     env["NO_COLOR"] = "1"
@@ -47,14 +52,23 @@ def cli_env(state_dir: Path) -> dict[str, str]:
 
 @pytest.fixture
 def runbook_cli(cli_env: dict[str, str], tmp_path: Path) -> Callable[..., Result]:
-    def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120,
-            input: str | None = None, cwd: Path | None = None) -> Result:
+    def run(
+        *args: str,
+        env: dict[str, str] | None = None,
+        timeout: float = 120,
+        input: str | None = None,
+        cwd: Path | None = None,
+    ) -> Result:
         merged = dict(cli_env)
         merged.update(env or {})
         done = subprocess.run(
             [sys.executable, "-m", "runbook_engine", *args],
-            capture_output=True, text=True, env=merged, timeout=timeout,
-            input=input if input is not None else "", cwd=cwd or tmp_path,
+            capture_output=True,
+            text=True,
+            env=merged,
+            timeout=timeout,
+            input=input if input is not None else "",
+            cwd=cwd or tmp_path,
         )
         return Result(done.returncode, done.stdout, done.stderr)
 

@@ -6,13 +6,14 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    import threading
+    from pathlib import Path
+
     from ..engine.results import Outcome
     from ..spec.model import Action, Step
     from ..transports.base import Transport
@@ -20,8 +21,14 @@ if TYPE_CHECKING:
 
 
 class Approver(Protocol):
-    def ask(self, step: Step, host: str, message: str, confirm: str | None,
-            timeout: float | None) -> tuple[bool, str]: ...
+    def ask(
+        self,
+        step: Step,
+        host: str,
+        message: str,
+        confirm: str | None,
+        timeout: float | None,
+    ) -> tuple[bool, str]: ...
 
 
 @dataclass(slots=True, kw_only=True)

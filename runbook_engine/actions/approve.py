@@ -20,8 +20,15 @@ def run(action: Action, env: ActionEnv) -> Outcome:
     confirm = None
     if action.confirm is not None:
         confirm = str(env.render(action.confirm, f"{env.where} approve.confirm"))
-    approved, how = env.approver.ask(env.step, env.host, message, confirm, action.timeout)
+    approved, how = env.approver.ask(
+        env.step, env.host, message, confirm, action.timeout
+    )
     display = f"approve: {message}"
     if approved:
         return Outcome(status=Status.OK, command=display, message=f"approved ({how})")
-    return Outcome(status=Status.FAILED, command=display, message=f"not approved ({how})", retryable=False)
+    return Outcome(
+        status=Status.FAILED,
+        command=display,
+        message=f"not approved ({how})",
+        retryable=False,
+    )

@@ -21,10 +21,14 @@ def run(action: Action, env: ActionEnv) -> Outcome:
     failures = []
     for expression in action.expressions:
         if not env.evaluate(expression, f"{env.where} assert"):
-            failures.append(f"assertion failed: `{expression}`{_values(expression, env)}")
+            failures.append(
+                f"assertion failed: `{expression}`{_values(expression, env)}"
+            )
     display = " and ".join(action.expressions)
     if failures:
-        return Outcome(status=Status.FAILED, message="; ".join(failures), command=display)
+        return Outcome(
+            status=Status.FAILED, message="; ".join(failures), command=display
+        )
     return Outcome(status=Status.OK, command=display)
 
 
@@ -33,7 +37,7 @@ def _values(expression: str, env: ActionEnv) -> str:
     for path in render.value_paths(expression):
         try:
             value = env.evaluate(path, "assert")
-        except Exception:  # noqa: BLE001 - best effort explanation only
+        except Exception:
             continue
         text = json.dumps(value, default=str)
         shown.append(f"{path} = {text[:200]}")

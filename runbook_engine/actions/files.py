@@ -25,7 +25,11 @@ def run(action: Action, env: ActionEnv) -> Outcome:
     try:
         data = src.read_bytes()
     except OSError as exc:
-        return Outcome(status=Status.FAILED, message=f"cannot read {src}: {exc.strerror}", command=display)
+        return Outcome(
+            status=Status.FAILED,
+            message=f"cannot read {src}: {exc.strerror}",
+            command=display,
+        )
     if isinstance(action, TemplateAction):
         text = data.decode("utf-8", errors="replace")
         data = env.render_text(text, f"{where} {src.name}").encode("utf-8")
@@ -34,9 +38,23 @@ def run(action: Action, env: ActionEnv) -> Outcome:
         env.transport.connect()
         changed = env.transport.write_file(dest, data, mode)
     except ConnectionLostError as exc:
-        return Outcome(status=Status.UNKNOWN, message=f"outcome unknown: {exc}", command=display, connection_lost=True)
+        return Outcome(
+            status=Status.UNKNOWN,
+            message=f"outcome unknown: {exc}",
+            command=display,
+            connection_lost=True,
+        )
     except TransportError as exc:
-        return Outcome(status=Status.FAILED, message=str(exc), command=display, retryable=exc.retryable)
+        return Outcome(
+            status=Status.FAILED,
+            message=str(exc),
+            command=display,
+            retryable=exc.retryable,
+        )
     except OSError as exc:
-        return Outcome(status=Status.FAILED, message=f"cannot write {dest}: {exc.strerror or exc}", command=display)
+        return Outcome(
+            status=Status.FAILED,
+            message=f"cannot write {dest}: {exc.strerror or exc}",
+            command=display,
+        )
     return Outcome(status=Status.CHANGED if changed else Status.OK, command=display)

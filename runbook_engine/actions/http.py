@@ -23,7 +23,9 @@ def run(action: Action, env: ActionEnv) -> Outcome:
     assert isinstance(action, HttpAction)
     where = f"{env.where} http"
     url = env.render_text(action.url, f"{where}.url")
-    headers = {k: str(env.render(v, f"{where}.headers.{k}")) for k, v in action.headers.items()}
+    headers = {
+        k: str(env.render(v, f"{where}.headers.{k}")) for k, v in action.headers.items()
+    }
     data: bytes | None = None
     if action.has_json:
         data = json.dumps(env.render(action.json, f"{where}.json")).encode()
@@ -32,29 +34,39 @@ def run(action: Action, env: ActionEnv) -> Outcome:
         data = env.render_text(action.body, f"{where}.body").encode()
     display = f"{action.method} {url}"
     if not url.startswith(("http://", "https://")):
-        return Outcome(status=Status.FAILED, message=f"not an http(s) URL: {url}", command=display)
-    request = urllib.request.Request(url, data=data, headers=headers, method=action.method)
+        return Outcome(
+            status=Status.FAILED, message=f"not an http(s) URL: {url}", command=display
+        )
+    request = urllib.request.Request(
+        url, data=data, headers=headers, method=action.method
+    )
     timeout = min(action.timeout, env.timeout) if env.timeout else action.timeout
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             status, body = response.status, response.read(_MAX_BODY)
     except urllib.error.HTTPError as exc:
         status, body = exc.code, exc.read(_MAX_BODY)
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        return Outcome(status=Status.FAILED, message=f"{display}: {reason}", command=display)
+        return Outcome(
+            status=Status.FAILED, message=f"{display}: {reason}", command=display
+        )
     text = body.decode("utf-8", errors="replace")
     return _judge(action, env, status, text, display)
 
 
-def _judge(action: HttpAction, env: ActionEnv, status: int, text: str, display: str) -> Outcome:
+def _judge(
+    action: HttpAction, env: ActionEnv, status: int, text: str, display: str
+) -> Outcome:
     document = parse_json(text)
     problems = []
     if status not in action.expect_status:
         expected = " or ".join(str(s) for s in action.expect_status)
         problems.append(f"status {status}, expected {expected}")
     if action.expect_body_contains is not None:
-        needle = env.render_text(action.expect_body_contains, f"{env.where} expect_body_contains")
+        needle = env.render_text(
+            action.expect_body_contains, f"{env.where} expect_body_contains"
+        )
         if needle not in text:
             problems.append(f"body does not contain {needle!r}")
     if action.has_expect_json:

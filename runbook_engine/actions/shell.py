@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 def run(action: Action, env: ActionEnv) -> Outcome:
     if isinstance(action, RunAction):
         command = env.render_text(action.command, f"{env.where} run")
-        request = ExecRequest(command=command, env=env.env, cwd=env.cwd, timeout=env.timeout)
+        request = ExecRequest(
+            command=command, env=env.env, cwd=env.cwd, timeout=env.timeout
+        )
         display = command
     else:
         assert isinstance(action, ArgvAction)
@@ -35,18 +37,25 @@ def execute(request: ExecRequest, display: str, env: ActionEnv) -> Outcome:
         env.transport.connect()
         result = env.transport.exec(request, env.output, env.cancel)
     except ConnectionLostError as exc:
-        return _closed(env, display, Status.UNKNOWN, f"outcome unknown: {exc}", lost=True)
+        return _closed(
+            env, display, Status.UNKNOWN, f"outcome unknown: {exc}", lost=True
+        )
     except TransportError as exc:
         return _closed(env, display, Status.FAILED, str(exc), retryable=exc.retryable)
     except OSError as exc:  # e.g. cwd missing, program not found for argv
-        return _closed(env, display, Status.FAILED, f"cannot start: {exc.strerror or exc}")
+        return _closed(
+            env, display, Status.FAILED, f"cannot start: {exc.strerror or exc}"
+        )
     finally:
         env.output.close()
     stdout, stderr = env.output.tail(Stream.STDOUT), env.output.tail(Stream.STDERR)
     if result.interrupted:
         status, message = Status.FAILED, "interrupted"
     elif result.timed_out:
-        status, message = Status.FAILED, f"timed out after {request.timeout:g}s (process group killed)"
+        status, message = (
+            Status.FAILED,
+            f"timed out after {request.timeout:g}s (process group killed)",
+        )
     elif result.rc == 0:
         status, message = Status.CHANGED, None
     else:
@@ -64,7 +73,12 @@ def execute(request: ExecRequest, display: str, env: ActionEnv) -> Outcome:
 
 
 def _closed(
-    env: ActionEnv, display: str, status: Status, message: str, *, lost: bool = False,
+    env: ActionEnv,
+    display: str,
+    status: Status,
+    message: str,
+    *,
+    lost: bool = False,
     retryable: bool = True,
 ) -> Outcome:
     return Outcome(

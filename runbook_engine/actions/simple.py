@@ -20,12 +20,19 @@ def set_vars(action: Action, env: ActionEnv) -> Outcome:
         name: env.render(value, f"{env.where} set.{name}")
         for name, value in action.values.items()
     }
-    return Outcome(status=Status.OK, set_vars=values, command=f"set {', '.join(values)}")
+    return Outcome(
+        status=Status.OK, set_vars=values, command=f"set {', '.join(values)}"
+    )
 
 
 def sleep(action: Action, env: ActionEnv) -> Outcome:
     assert isinstance(action, SleepAction)
     display = f"sleep {format_duration(action.seconds)}"
     if env.cancel.wait(action.seconds):
-        return Outcome(status=Status.FAILED, message="interrupted", interrupted=True, command=display)
+        return Outcome(
+            status=Status.FAILED,
+            message="interrupted",
+            interrupted=True,
+            command=display,
+        )
     return Outcome(status=Status.OK, command=display)

@@ -7,10 +7,12 @@ from __future__ import annotations
 import select
 import sys
 import threading
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ..record.events import Approval, EventSink
-from ..spec.model import Step
+
+if TYPE_CHECKING:
+    from ..spec.model import Step
 
 
 class TerminalApprover:
@@ -33,13 +35,25 @@ class TerminalApprover:
         self._lock = threading.Lock()  # one question at a time
 
     def ask(
-        self, step: Step, host: str, message: str, confirm: str | None, timeout: float | None
+        self,
+        step: Step,
+        host: str,
+        message: str,
+        confirm: str | None,
+        timeout: float | None,
     ) -> tuple[bool, str]:
         with self._lock:
             approved, answer, via = self._decide(step, message, confirm, timeout)
             self.sink.emit(
-                Approval(step=step.id, host=host, question=message, answer=answer,
-                         approved=approved, operator=self.operator, via=via)
+                Approval(
+                    step=step.id,
+                    host=host,
+                    question=message,
+                    answer=answer,
+                    approved=approved,
+                    operator=self.operator,
+                    via=via,
+                )
             )
             self.sink.barrier()
             return approved, f"{via}, by {self.operator}"

@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from ..errors import AuditError, NoGoError
 from ..record.events import (
@@ -34,12 +34,16 @@ from ..record.events import (
     UndoStarted,
 )
 from ..spec.model import OnFailure, Phase, Runbook, Step
-from .hosts import HostState
-from .results import StepResult
-from .stepper import Stepper
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from .hosts import HostState
+    from .results import StepResult
+    from .stepper import Stepper
 
 
-class Terminated(BaseException):  # noqa: N818 - mirrors KeyboardInterrupt
+class Terminated(BaseException):
     """SIGTERM, raised in the main thread by the CLI's signal handler."""
 
 
@@ -91,7 +95,9 @@ class Executor:
         self.acquire_locks = acquire_locks
         self.release_locks = release_locks
         self.cancel = threading.Event()
-        self.pool = ThreadPoolExecutor(max_workers=max(1, min(options.forks, len(self.hosts))))
+        self.pool = ThreadPoolExecutor(
+            max_workers=max(1, min(options.forks, len(self.hosts)))
+        )
         self.report = RunReport(status=RunStatus.SUCCEEDED, duration=0.0, hosts={})
         self._main_started = False
         self._refused = False  # an approval was refused
@@ -152,7 +158,9 @@ class Executor:
 
     def _interrupted(self, exc: BaseException) -> RunStatus:
         self.cancel.set()
-        self.report.interrupted_by = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+        self.report.interrupted_by = (
+            "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+        )
         return RunStatus.INTERRUPTED
 
     def _phases(self) -> RunStatus:
@@ -166,7 +174,7 @@ class Executor:
         self._main_started = True
         return self._main()
 
-    # -- go / no-go ---------------------------------------------------------------------
+    # -- go / no-go --------------------------------------------------------------------
 
     def _preconditions(self) -> bool:
         if not self.runbook.steps_of(Phase.PRECONDITIONS):
@@ -185,16 +193,24 @@ class Executor:
             # every check runs, so the table shows all failures, not just the first
             for result in self._run_step(step, self.hosts):
                 rows.append(
-                    {"step": step.id, "name": step.title, "host": result.host,
-                     "status": result.status.value, "message": result.message or ""}
+                    {
+                        "step": step.id,
+                        "name": step.title,
+                        "host": result.host,
+                        "status": result.status.value,
+                        "message": result.message or "",
+                    }
                 )
         return rows
 
-    # -- steps in batches -------------------------------------------------------------------
+    # -- steps in batches --------------------------------------------------------------
 
     def _main(self) -> RunStatus:
         batches = plan_batches(self.hosts, self.runbook.serial)
-        body = [*self.runbook.steps_of(Phase.STEPS), *self.runbook.steps_of(Phase.VERIFY)]
+        body = [
+            *self.runbook.steps_of(Phase.STEPS),
+            *self.runbook.steps_of(Phase.VERIFY),
+        ]
         body = self._from_start_at(body)
         stop: str | None = None  # why no further step starts
         rollback_hosts: list[HostState] = []
@@ -205,8 +221,13 @@ class Executor:
                 if gate_failed:
                     stop, rollback_hosts = gate_failed, self._changed_hosts()
                     break
-            self.sink.emit(BatchStarted(batch=number, hosts=[h.name for h in batch],
-                                        plan=[[h.name for h in b] for b in batches] if number == 1 else []))
+            self.sink.emit(
+                BatchStarted(
+                    batch=number,
+                    hosts=[h.name for h in batch],
+                    plan=[[h.name for h in b] for b in batches] if number == 1 else [],
+                )
+            )
             for host in batch:
                 host.started = True
             stop, abort, continued = self._run_batch(batch, body)
@@ -221,7 +242,11 @@ class Executor:
             # within max_fail_percentage: the run went on; roll back the failed hosts
             stop, rollback_hosts = f"{len(failed)} host(s) failed", failed
         elif stop is not None and not rollback_hosts:
-            rollback_hosts = failed if self.options.rollback_scope == "failed" else self._changed_hosts()
+            rollback_hosts = (
+                failed
+                if self.options.rollback_scope == "failed"
+                else self._changed_hosts()
+            )
         if stop is None:
             if continued_failure:
                 self.report.message = "a step failed with on_failure: continue"
@@ -238,10 +263,12 @@ class Executor:
         if start is None:
             return body
         ids = [s.id for s in body]
-        return body[ids.index(start):] if start in ids else body
+        return body[ids.index(start) :] if start in ids else body
 
-    def _run_batch(self, batch: list[HostState], body: list[Step]) -> tuple[str | None, bool, bool]:
-        """Returns (why the run stops or None, abort without rollback, a `continue` failure)."""
+    def _run_batch(
+        self, batch: list[HostState], body: list[Step]
+    ) -> tuple[str | None, bool, bool]:
+        """(why the run stops or None, abort without rollback, a `continue` failure)."""
         continued = False
         for step in body:
             targets = [h for h in batch if not h.failed]
@@ -262,13 +289,26 @@ class Executor:
                 if step.action.kind == "approve":
                     self._refused = True
                 if policy is OnFailure.ABORT:
-                    return f"step {step.id!r} failed on {host.name} (on_failure: abort)", True, continued
+                    return (
+                        f"step {step.id!r} failed on {host.name} (on_failure: abort)",
+                        True,
+                        continued,
+                    )
             if self._over_failure_budget():
                 return self._failure_summary(step), False, continued
             if self.options.fail_at == step.id:
                 self._mark_failure()
-                self.sink.emit(Notice(kind="drill.injected", message=f"failure injected after step {step.id!r}"))
-                return f"drill: failure injected after step {step.id!r}", False, continued
+                self.sink.emit(
+                    Notice(
+                        kind="drill.injected",
+                        message=f"failure injected after step {step.id!r}",
+                    )
+                )
+                return (
+                    f"drill: failure injected after step {step.id!r}",
+                    False,
+                    continued,
+                )
         return None, False, continued
 
     def _mark_failure(self) -> None:
@@ -277,7 +317,10 @@ class Executor:
 
     def _over_failure_budget(self) -> bool:
         failed = sum(1 for h in self.hosts if h.failed)
-        return failed > 0 and failed * 100 / len(self.hosts) > self.runbook.max_fail_percentage
+        return (
+            failed > 0
+            and failed * 100 / len(self.hosts) > self.runbook.max_fail_percentage
+        )
 
     def _failure_summary(self, step: Step) -> str:
         failed = [h.name for h in self.hosts if h.failed]
@@ -285,32 +328,46 @@ class Executor:
 
     def _gate(self, previous: list[HostState]) -> str | None:
         for step in self.runbook.steps_of(Phase.BATCH_GATE):
-            for result in self._run_step(step, [h for h in previous if not h.failed] or previous):
+            for result in self._run_step(
+                step, [h for h in previous if not h.failed] or previous
+            ):
                 if not result.ok:
                     self._mark_failure()
-                    return f"batch gate {step.id!r} failed on {result.host}: {result.message or result.status}"
+                    why = result.message or result.status
+                    return f"batch gate {step.id!r} failed on {result.host}: {why}"
         return None
 
     def _changed_hosts(self) -> list[HostState]:
         return [h for h in self.hosts if h.started and (h.saga or h.failed)]
 
-    # -- one step across hosts ----------------------------------------------------------------
+    # -- one step across hosts ---------------------------------------------------------
 
     def _run_step(self, step: Step, hosts: list[HostState]) -> list[StepResult]:
         pending = [h for h in hosts if (h.name, step.id) not in self.options.skip]
         targets = pending[:1] if step.run_once else pending
         for host in targets:
-            self.sink.emit(StepStarted(step=step.id, host=host.name, phase=step.phase.value,
-                                       action=step.action.kind, command=None))
+            self.sink.emit(
+                StepStarted(
+                    step=step.id,
+                    host=host.name,
+                    phase=step.phase.value,
+                    action=step.action.kind,
+                    command=None,
+                )
+            )
         self.sink.barrier()
-        results = self._parallel(targets, lambda host: self.stepper.run_step(step, host, self.cancel))
+        results = self._parallel(
+            targets, lambda host: self.stepper.run_step(step, host, self.cancel)
+        )
         for host, result in zip(targets, results, strict=True):
             self._finish(step, host, result)
         if step.run_once and targets:
             results += self._copy_run_once(step, targets[0], results[0], pending[1:])
         return results
 
-    def _parallel(self, hosts: list[HostState], work: Callable[[HostState], StepResult]) -> list[StepResult]:
+    def _parallel(
+        self, hosts: list[HostState], work: Callable[[HostState], StepResult]
+    ) -> list[StepResult]:
         if not hosts:
             return []
         futures = [self.pool.submit(work, host) for host in hosts]
@@ -329,21 +386,36 @@ class Executor:
         result = future.result()
         step = self.runbook.step(result.step_id)
         if step is not None:
-            self._finish(step, host, replace(result, status=Status.FAILED,
-                                             message=result.message or "interrupted"))
+            self._finish(
+                step,
+                host,
+                replace(
+                    result,
+                    status=Status.FAILED,
+                    message=result.message or "interrupted",
+                ),
+            )
 
     def _finish(self, step: Step, host: HostState, result: StepResult) -> None:
         undoable = result.ok or step.undo_on_failure
-        in_saga = step.phase in (Phase.STEPS, Phase.VERIFY) and result.status is not Status.SKIPPED and undoable
+        in_saga = (
+            step.phase in (Phase.STEPS, Phase.VERIFY)
+            and result.status is not Status.SKIPPED
+            and undoable
+        )
         host.record(step, result, in_saga=in_saga)
         self.sink.emit(_finished(result, step))
 
-    def _copy_run_once(self, step: Step, ran: HostState, result: StepResult, others: list[HostState]) -> list[StepResult]:
+    def _copy_run_once(
+        self, step: Step, ran: HostState, result: StepResult, others: list[HostState]
+    ) -> list[StepResult]:
         copies = []
         for host in others:
             copy = replace(result, host=host.name, ran_on=ran.name)
             host.record(step, copy, in_saga=False)
-            skipped = replace(copy, status=Status.SKIPPED, message=f"run_once: ran on {ran.name}")
+            skipped = replace(
+                copy, status=Status.SKIPPED, message=f"run_once: ran on {ran.name}"
+            )
             self.sink.emit(_finished(skipped, step))
             copies.append(copy)
         return copies
@@ -351,16 +423,22 @@ class Executor:
     def _host(self, name: str) -> HostState:
         return next(h for h in self.hosts if h.name == name)
 
-    # -- rollback --------------------------------------------------------------------------------
+    # -- rollback ----------------------------------------------------------------------
 
     def _rollback(self, hosts: list[HostState], reason: str) -> RunStatus:
         if self.options.no_rollback:
             self.sink.emit(RollbackFinished(ok=False, skipped=True))
-            self.sink.emit(Notice(kind="rollback.skipped", message="--no-rollback: rollback skipped"))
+            self.sink.emit(
+                Notice(
+                    kind="rollback.skipped", message="--no-rollback: rollback skipped"
+                )
+            )
             return RunStatus.FAILED
         self.cancel = threading.Event()  # an interrupt may have set it; undos must run
         scope = self.options.rollback_scope
-        self.sink.emit(RollbackStarted(hosts=[h.name for h in hosts], reason=reason, scope=scope))
+        self.sink.emit(
+            RollbackStarted(hosts=[h.name for h in hosts], reason=reason, scope=scope)
+        )
         self.sink.barrier()
         attention: list[dict[str, str]] = []
         for needs in self._parallel_undo(hosts):
@@ -368,8 +446,14 @@ class Executor:
         for step in self.runbook.steps_of(Phase.ROLLBACK):
             for result in self._run_step(step, hosts):
                 if not result.ok:
-                    attention.append({"host": result.host, "step": step.id,
-                                      "what": f"rollback step failed: {result.message or result.status}"})
+                    attention.append(
+                        {
+                            "host": result.host,
+                            "step": step.id,
+                            "what": "rollback step failed: "
+                            f"{result.message or result.status}",
+                        }
+                    )
         self.report.rollback_done_at = time.monotonic()
         self.report.needs_attention = attention
         self.sink.emit(RollbackFinished(ok=not attention, needs_attention=attention))
@@ -391,19 +475,39 @@ class Executor:
             self.sink.emit(UndoStarted(step=step.id, host=host.name, command=None))
             self.sink.barrier()
             undone = self.stepper.run_undo(step, step.undo, host, self.cancel)
-            self.sink.emit(UndoFinished(step=step.id, host=host.name, status=undone.status,
-                                        rc=undone.rc, duration_ms=int(undone.duration * 1000),
-                                        message=undone.message, stdout_tail=_short(undone.stdout),
-                                        stderr_tail=_short(undone.stderr), started_at=undone.started_at))
-            self.report.undos.append({"host": host.name, "step": step.id, "status": undone.status.value,
-                                      "duration_ms": int(undone.duration * 1000)})
+            self.sink.emit(
+                UndoFinished(
+                    step=step.id,
+                    host=host.name,
+                    status=undone.status,
+                    rc=undone.rc,
+                    duration_ms=int(undone.duration * 1000),
+                    message=undone.message,
+                    stdout_tail=_short(undone.stdout),
+                    stderr_tail=_short(undone.stderr),
+                    started_at=undone.started_at,
+                )
+            )
+            self.report.undos.append(
+                {
+                    "host": host.name,
+                    "step": step.id,
+                    "status": undone.status.value,
+                    "duration_ms": int(undone.duration * 1000),
+                }
+            )
             if not undone.ok:
-                attention.append({"host": host.name, "step": step.id,
-                                  "what": f"undo failed: {undone.message or undone.status}"})
+                attention.append(
+                    {
+                        "host": host.name,
+                        "step": step.id,
+                        "what": f"undo failed: {undone.message or undone.status}",
+                    }
+                )
         host.saga.clear()
         return attention
 
-    # -- drills ------------------------------------------------------------------------------------
+    # -- drills ------------------------------------------------------------------------
 
     def _drill_report(self, status: RunStatus) -> None:
         """Run the checks again and compare: PASS when the rollback was clean and the
@@ -420,19 +524,35 @@ class Executor:
         for item in self.report.needs_attention:
             differences.append(f"{item['host']} {item['step']}: {item['what']}")
         recovery = None
-        if self.report.failure_at is not None and self.report.rollback_done_at is not None:
-            recovery = int((self.report.rollback_done_at - self.report.failure_at) * 1000)
-        done = sorted({s for h in self.hosts for s, r in h.results.items()
-                       if r.phase in ("steps", "verify") and r.ok})
+        if (
+            self.report.failure_at is not None
+            and self.report.rollback_done_at is not None
+        ):
+            recovery = int(
+                (self.report.rollback_done_at - self.report.failure_at) * 1000
+            )
+        done = sorted(
+            {
+                s
+                for h in self.hosts
+                for s, r in h.results.items()
+                if r.phase in ("steps", "verify") and r.ok
+            }
+        )
         self.report.drill = DrillReport(
-            passed=not differences, fail_at=self.options.fail_at or "", failure=self.report.message,
+            passed=not differences,
+            fail_at=self.options.fail_at or "",
+            failure=self.report.message,
             steps_done=[s.id for s in self.runbook.all_steps() if s.id in done],
-            undos=list(self.report.undos), checks_before=before, checks_after=after,
-            differences=differences, recovery_ms=recovery,
+            undos=list(self.report.undos),
+            checks_before=before,
+            checks_after=after,
+            differences=differences,
+            recovery_ms=recovery,
         )
         self.sink.emit(self.report.drill)
 
-    # -- finally -----------------------------------------------------------------------------------
+    # -- finally -----------------------------------------------------------------------
 
     def _finally(self) -> None:
         steps = self.runbook.steps_of(Phase.FINALLY)
@@ -444,7 +564,9 @@ class Executor:
             self._run_step(step, hosts)
 
 
-def plan_batches(hosts: Sequence[HostState], serial: Sequence[int | str] | None) -> list[list[HostState]]:
+def plan_batches(
+    hosts: Sequence[HostState], serial: Sequence[int | str] | None
+) -> list[list[HostState]]:
     """``serial: 2``, ``"25%"`` or ``[1, 5, "50%"]`` (the last size repeats)."""
     remaining = list(hosts)
     if not serial:

@@ -4,15 +4,18 @@ whose undo a rollback would run."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..spec.model import Scope, Step
 from ..spec.params import resolve_params
-from ..transports.base import Transport
 from . import render
-from .results import StepResult
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ..spec.model import Scope, Step
+    from ..transports.base import Transport
+    from .results import StepResult
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,7 +69,11 @@ class ContextBuilder:
     ) -> None:
         self.params = dict(params)
         self.secrets = dict(secrets)
-        self.run = {"id": run.id, "operator": run.operator, "started_at": run.started_at}
+        self.run = {
+            "id": run.id,
+            "operator": run.operator,
+            "started_at": run.started_at,
+        }
         self.env = dict(os.environ)
 
     def context(self, host: HostState, scope: Scope) -> dict[str, Any]:
@@ -83,7 +90,11 @@ class ContextBuilder:
             "secrets": self.secrets,
             "env": self.env,
             "steps": host._views.setdefault(scope.prefix, {}),
-            "host": {"name": host.name, "address": host.address, "vars": host.host_vars},
+            "host": {
+                "name": host.name,
+                "address": host.address,
+                "vars": host.host_vars,
+            },
             "run": self.run,
         }
 
@@ -93,7 +104,9 @@ class ContextBuilder:
         cached = host._params.get(scope.prefix)
         if cached is None:
             parent = self.context(host, scope.parent)
-            given = render.render_value(dict(scope.with_), parent, f"include {scope.path}")
+            given = render.render_value(
+                dict(scope.with_), parent, f"include {scope.path}"
+            )
             cached = resolve_params(scope.params, given)
             host._params[scope.prefix] = cached
         return cached

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import shlex
 import threading
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import RenderError
 from ..spec.model import (
@@ -30,8 +29,12 @@ from ..spec.model import (
 )
 from ..units import format_duration
 from . import render
-from .hosts import HostState
-from .stepper import Stepper
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from .hosts import HostState
+    from .stepper import Stepper
 
 
 class Unresolved:
@@ -57,7 +60,11 @@ class Unresolved:
     def __bool__(self) -> bool:
         raise RenderError(f"depends on {self._path}, unknown before the run")
 
-    __eq__ = __ne__ = __lt__ = __gt__ = __le__ = __ge__ = lambda self, other: self.__bool__()  # type: ignore[assignment]  # noqa: E731
+    def _compare(self, other: object) -> bool:
+        return self.__bool__()
+
+    __eq__ = __ne__ = __lt__ = __gt__ = __le__ = __ge__ = _compare
+    __hash__ = object.__hash__
 
 
 @dataclass(slots=True, kw_only=True)
@@ -92,7 +99,9 @@ def build_plan(
     return planned
 
 
-def _plan_step(step: Step, hosts: list[HostState], stepper: Stepper, cancel: threading.Event) -> PlannedStep:
+def _plan_step(
+    step: Step, hosts: list[HostState], stepper: Stepper, cancel: threading.Event
+) -> PlannedStep:
     targets = hosts[:1] if step.run_once else hosts
     descriptions: dict[str, list[str]] = {}
     undo_text: str | None = None
@@ -102,7 +111,9 @@ def _plan_step(step: Step, hosts: list[HostState], stepper: Stepper, cancel: thr
         context = stepper.contexts.context(host, step.scope)
         context["steps"] = _Views(context["steps"])
         renderer = _Renderer(context, step)
-        descriptions.setdefault(describe_action(step.action, renderer), []).append(host.name)
+        descriptions.setdefault(describe_action(step.action, renderer), []).append(
+            host.name
+        )
         if step.undo is not None:
             undo_text = describe_action(step.undo.action, renderer)
         if step.when is not None:
@@ -117,8 +128,16 @@ def _plan_step(step: Step, hosts: list[HostState], stepper: Stepper, cancel: thr
         for desc, names in descriptions.items()
     )
     notes = [where] if where else []
-    return PlannedStep(phase=step.phase.value, step=step, hosts=[h.name for h in targets], action=text,
-                       undo=undo_text, when=when_text, ran=ran, notes=notes)
+    return PlannedStep(
+        phase=step.phase.value,
+        step=step,
+        hosts=[h.name for h in targets],
+        action=text,
+        undo=undo_text,
+        when=when_text,
+        ran=ran,
+        notes=notes,
+    )
 
 
 def phase_runs_safe(step: Step) -> bool:
@@ -144,15 +163,17 @@ class _Renderer:
 
     def decide(self, expression: str) -> str:
         try:
-            return "true" if render.evaluate(expression, self.context, self.where) else "false (skipped)"
+            return (
+                "true"
+                if render.evaluate(expression, self.context, self.where)
+                else "false (skipped)"
+            )
         except RenderError:
             return "decided at run time"
 
 
-def describe_action(action: Action, r: _Renderer | Callable[[str], str]) -> str:
-    renderer = r if isinstance(r, _Renderer) else None
-    text = renderer.text if renderer else r  # type: ignore[assignment]
-    value = renderer.value if renderer else (lambda v: str(v))
+def describe_action(action: Action, renderer: _Renderer) -> str:
+    text, value = renderer.text, renderer.value
     if isinstance(action, RunAction):
         return text(action.command).strip()
     if isinstance(action, ArgvAction):

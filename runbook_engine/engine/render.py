@@ -54,9 +54,7 @@ class _BoundedEnvironment(SandboxedEnvironment):
         self._check()
         return super().getitem(obj, argument)
 
-    def call(
-        __self, __context: Any, __obj: Any, *args: Any, **kwargs: Any
-    ) -> Any:  # noqa: N805 - jinja's own signature
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         __self._check()
         return super().call(__context, __obj, *args, **kwargs)
 
@@ -140,7 +138,9 @@ def _explain(exc: BaseException) -> str:
         message = str(exc)
         match = re.match(r"'(.+?)' has no attribute '(.+?)'", message)
         if match:
-            return f"undefined: {match.group(2)!r} is not in {_describe(match.group(1))}"
+            return (
+                f"undefined: {match.group(2)!r} is not in {_describe(match.group(1))}"
+            )
         return f"undefined: {message}"
     if isinstance(exc, TemplateSyntaxError):
         return f"template syntax error: {exc.message}"
@@ -158,7 +158,9 @@ def _describe(obj: str) -> str:
 ROOTS = ("params", "vars", "secrets", "steps", "env", "host", "run")
 
 
-def references(source: str, *, expression: bool) -> tuple[set[str], set[tuple[str, str]]]:
+def references(
+    source: str, *, expression: bool
+) -> tuple[set[str], set[tuple[str, str]]]:
     """(undeclared top-level names, {(root, key)} for ``root.key`` / ``root['key']``).
     Raises TemplateSyntaxError for a broken template."""
     from jinja2 import meta
@@ -167,6 +169,7 @@ def references(source: str, *, expression: bool) -> tuple[set[str], set[tuple[st
     undeclared = set(meta.find_undeclared_variables(tree))
     refs: set[tuple[str, str]] = set()
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        assert isinstance(node, nodes.Getattr | nodes.Getitem)
         base = node.node
         if not isinstance(base, nodes.Name) or base.name not in ROOTS:
             continue

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..record.events import Status
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,7 +66,9 @@ class StepResult:
             "stdout": self.stdout,
             "stderr": self.stderr,
             "json": self.json,
-            "status": self.http_status if self.http_status is not None else self.status.value,
+            "status": self.http_status
+            if self.http_status is not None
+            else self.status.value,
             "result": self.status.value,
             "ok": self.ok,
             "changed": self.changed,
@@ -77,7 +81,7 @@ class StepResult:
 
 def parse_json(text: str) -> Any:
     stripped = text.strip()
-    if not stripped or stripped[0] not in "[{\"" and not stripped[0].isdigit():
+    if not stripped or (stripped[0] not in '[{"' and not stripped[0].isdigit()):
         return None
     try:
         return json.loads(stripped)

@@ -8,8 +8,8 @@ retried; a dropped connection only with ``retry_on: {connection_lost: true}``.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from tenacity import (
     RetryCallState,
@@ -21,8 +21,12 @@ from tenacity import (
 )
 
 from ..record.events import Status
-from ..spec.model import Retries
 from .results import Outcome
+
+if TYPE_CHECKING:
+    import threading
+
+    from ..spec.model import Retries
 
 Attempt = Callable[[int], tuple[Outcome, bool]]  # -> (outcome, until_satisfied)
 OnRetry = Callable[[int, str, float], None]  # attempt, cause, next delay (s)
@@ -79,7 +83,7 @@ def run_with_retries(
         if cancel.wait(seconds):
             raise Interrupted
 
-    wait = wait_exponential(
+    wait: Any = wait_exponential(
         multiplier=policy.delay,
         exp_base=policy.backoff,
         min=policy.delay,
@@ -94,11 +98,12 @@ def run_with_retries(
         retry=retry_if_result(should_retry),
         before_sleep=before_sleep,
         sleep=sleep,
-        retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+        retry_error_callback=lambda state: (
+            state.outcome.result() if state.outcome else None
+        ),
     )
     try:
         outcome = retrying(call, counter)
     except Interrupted:
         outcome = Outcome(status=Status.FAILED, message="interrupted", interrupted=True)
     return outcome, max(counter[0], 1)
-

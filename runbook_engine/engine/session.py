@@ -13,13 +13,11 @@ import os
 import secrets as random_tokens
 import socket
 import subprocess
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import AuditError, InputError, NoGoError, TransportError
+from ..errors import AuditError, InputError, NoGoError, RenderError, TransportError
 from ..record.audit import AuditLog, key_from_env
 from ..record.auditsink import AuditSink
 from ..record.events import EventSink, HostConnected, MultiSink, Notice, RunStarted
@@ -27,7 +25,6 @@ from ..secrets import Masker, read_secrets
 from ..spec.build import load_runbook
 from ..spec.inventory import Host, Inventory, load_inventory
 from ..spec.loader import load_mapping_file
-from ..spec.model import Runbook
 from ..spec.params import resolve_params
 from ..transports.local import LocalTransport
 from ..transports.pool import TransportPool
@@ -36,11 +33,16 @@ from .approval import TerminalApprover
 from .executor import Executor, RunOptions, RunReport
 from .hosts import ContextBuilder, HostState, RunInfo
 from .locks import LocalLock, LockHolder, RemoteLock
-from .results import StepResult
 from .state import StateSink
 from .statedir import ensure_state_dir
 from .stepper import LiveFactory, Stepper
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from pathlib import Path
+
+    from ..spec.model import Runbook
+    from .results import StepResult
 
 # a runbook secret with this name unlocks encrypted SSH identity files
 SSH_PASSPHRASE_SECRET = "ssh_passphrase"
@@ -51,7 +53,9 @@ class RunRequest:
     runbook: Path
     assignments: Mapping[str, str] = field(default_factory=dict)
     params_file: Path | None = None
-    given_params: Mapping[str, Any] | None = None  # resume: typed values from saved state
+    given_params: Mapping[str, Any] | None = (
+        None  # resume: typed values from saved state
+    )
     inventory: Path | None = None
     limit: str | None = None
     state_dir: Path
@@ -99,15 +103,29 @@ def prepare(request: RunRequest) -> Prepared:
     params = _params(runbook, request)
     values, warnings = read_secrets(runbook.secrets.values())
     masker = Masker.of(values)
-    inventory = load_inventory(request.inventory) if request.inventory else Inventory.local()
+    inventory = (
+        load_inventory(request.inventory) if request.inventory else Inventory.local()
+    )
     pattern = _hosts_pattern(runbook, params)
     hosts = inventory.resolve(pattern, request.limit)
     if request.options.start_at and runbook.step(request.options.start_at) is None:
-        raise InputError(f"--start-at: no step {request.options.start_at!r} in {runbook.path}")
+        raise InputError(
+            f"--start-at: no step {request.options.start_at!r} in {runbook.path}"
+        )
     if request.options.fail_at and runbook.step(request.options.fail_at) is None:
-        raise InputError(f"--fail-at: no step {request.options.fail_at!r} in {runbook.path}")
-    return Prepared(request=request, runbook=runbook, params=params, secrets=values,
-                    masker=masker, warnings=warnings, inventory=inventory, hosts=hosts)
+        raise InputError(
+            f"--fail-at: no step {request.options.fail_at!r} in {runbook.path}"
+        )
+    return Prepared(
+        request=request,
+        runbook=runbook,
+        params=params,
+        secrets=values,
+        masker=masker,
+        warnings=warnings,
+        inventory=inventory,
+        hosts=hosts,
+    )
 
 
 def _params(runbook: Runbook, request: RunRequest) -> dict[str, Any]:
@@ -116,7 +134,9 @@ def _params(runbook: Runbook, request: RunRequest) -> dict[str, Any]:
         loaded = load_mapping_file(request.params_file).data
         given.update(loaded)
     given.update(request.assignments)
-    return resolve_params(runbook.params, given, from_cli=frozenset(request.assignments))
+    return resolve_params(
+        runbook.params, given, from_cli=frozenset(request.assignments)
+    )
 
 
 def _hosts_pattern(runbook: Runbook, params: Mapping[str, Any]) -> str | list[str]:
@@ -125,7 +145,7 @@ def _hosts_pattern(runbook: Runbook, params: Mapping[str, Any]) -> str | list[st
         if isinstance(runbook.hosts, str):
             return render.render(runbook.hosts, context, "hosts")
         return [render.render(h, context, "hosts") for h in runbook.hosts]
-    except render.RenderError as exc:
+    except RenderError as exc:
         raise InputError(str(exc)) from None
 
 
@@ -133,7 +153,10 @@ def git_commit(path: Path) -> str | None:
     try:
         done = subprocess.run(
             ["git", "-C", str(path.parent), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=False,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -143,14 +166,18 @@ def git_commit(path: Path) -> str | None:
 class Session:
     """Runs a prepared request. ``sinks`` (console, reports) receive every event."""
 
-    def __init__(self, prepared: Prepared, *, sinks: Sequence[EventSink], live: LiveFactory) -> None:
+    def __init__(
+        self, prepared: Prepared, *, sinks: Sequence[EventSink], live: LiveFactory
+    ) -> None:
         self.prepared = prepared
         self.sinks = list(sinks)
         self.live = live
         self.run_id = new_run_id()
         self.operator = operator_name()
-        self.pool = TransportPool(accept_new_host_keys=prepared.request.accept_new_host_keys,
-                                  passphrase=prepared.secrets.get(SSH_PASSPHRASE_SECRET))
+        self.pool = TransportPool(
+            accept_new_host_keys=prepared.request.accept_new_host_keys,
+            passphrase=prepared.secrets.get(SSH_PASSPHRASE_SECRET),
+        )
         self.audit: AuditLog | None = None
         self.state: StateSink | None = None
         self.locks: list[tuple[Any, LockHolder]] = []
@@ -162,8 +189,11 @@ class Session:
         self.audit = AuditLog.open(state_dir, key=key_from_env(), run_id=self.run_id)
         try:
             self.state = StateSink(state_dir, self.run_id, prepared.masker)
-            sink = MultiSink(AuditSink(self.audit, run_id=self.run_id, masker=prepared.masker),
-                             self.state, *self.sinks)
+            sink = MultiSink(
+                AuditSink(self.audit, run_id=self.run_id, masker=prepared.masker),
+                self.state,
+                *self.sinks,
+            )
             return self._run(sink, state_dir)
         finally:
             self.pool.close()
@@ -175,45 +205,74 @@ class Session:
     def _run(self, sink: MultiSink, state_dir: Path) -> RunReport:
         prepared, request = self.prepared, self.prepared.request
         masker = prepared.masker
-        sink.emit(RunStarted(
-            runbook=str(request.runbook),
-            runbook_name=prepared.runbook.name,
-            runbook_sha256=prepared.runbook.sha256,
-            git_commit=git_commit(request.runbook.resolve()),
-            params=masker.mask_data(_visible_params(prepared)),  # type: ignore[arg-type]
-            operator=self.operator,
-            command_line=masker.mask(request.command_line),
-            hosts=[h.name for h in prepared.hosts],
-            inventory=None if request.inventory is None else str(request.inventory),
-            limit=request.limit,
-            resumed_from=request.resumed_from,
-            mode=request.mode,
-        ))
+        sink.emit(
+            RunStarted(
+                runbook=str(request.runbook),
+                runbook_name=prepared.runbook.name,
+                runbook_sha256=prepared.runbook.sha256,
+                git_commit=git_commit(request.runbook.resolve()),
+                params=masker.mask_data(_visible_params(prepared)),  # type: ignore[arg-type]
+                operator=self.operator,
+                command_line=masker.mask(request.command_line),
+                hosts=[h.name for h in prepared.hosts],
+                inventory=None if request.inventory is None else str(request.inventory),
+                limit=request.limit,
+                resumed_from=request.resumed_from,
+                mode=request.mode,
+            )
+        )
         for warning in prepared.warnings:
             sink.emit(Notice(kind="warning", message=warning))
         sink.barrier()
         hosts = self._host_states(sink)
         started = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-        contexts = ContextBuilder(params=prepared.params, secrets=prepared.secrets,
-                                  run=RunInfo(id=self.run_id, operator=self.operator, started_at=started))
-        approver = TerminalApprover(yes=request.yes, approve=request.approve, sink=sink, operator=self.operator)
-        stepper = Stepper(contexts=contexts, masker=masker, sink=sink, approver=approver, live=self.live,
-                          local_transport=LocalTransport("local"), base_dir=request.runbook.parent)
-        executor = Executor(prepared.runbook, hosts, stepper=stepper, sink=sink, options=request.options,
-                            acquire_locks=lambda: self._acquire_locks(state_dir, hosts, sink),
-                            release_locks=self._release_locks)
+        contexts = ContextBuilder(
+            params=prepared.params,
+            secrets=prepared.secrets,
+            run=RunInfo(id=self.run_id, operator=self.operator, started_at=started),
+        )
+        approver = TerminalApprover(
+            yes=request.yes, approve=request.approve, sink=sink, operator=self.operator
+        )
+        stepper = Stepper(
+            contexts=contexts,
+            masker=masker,
+            sink=sink,
+            approver=approver,
+            live=self.live,
+            local_transport=LocalTransport("local"),
+            base_dir=request.runbook.parent,
+        )
+        executor = Executor(
+            prepared.runbook,
+            hosts,
+            stepper=stepper,
+            sink=sink,
+            options=request.options,
+            acquire_locks=lambda: self._acquire_locks(state_dir, hosts, sink),
+            release_locks=self._release_locks,
+        )
         try:
             return executor.execute()
         except AuditError as exc:
-            return RunReport(status=executor.report.status, duration=0.0, hosts={},
-                             message=str(exc), audit_failed=True)
+            return RunReport(
+                status=executor.report.status,
+                duration=0.0,
+                hosts={},
+                message=str(exc),
+                audit_failed=True,
+            )
 
     def _host_states(self, sink: MultiSink) -> list[HostState]:
         request = self.prepared.request
         states = []
         for host in self.prepared.hosts:
-            state = HostState(name=host.name, address=host.address, host_vars=host.vars,
-                              transport=self.pool.get(host))
+            state = HostState(
+                name=host.name,
+                address=host.address,
+                host_vars=host.vars,
+                transport=self.pool.get(host),
+            )
             for (host_name, _), result in request.completed.items():
                 if host_name == host.name:
                     step = self.prepared.runbook.step(result.step_id)
@@ -238,11 +297,19 @@ class Session:
             facts = dict(self.pool.get(host).describe())
             sink.emit(HostConnected(host=host.name, facts=facts))
             if facts.get("host_key_status") == "added":
-                sink.emit(Notice(kind="hostkey.accepted", host=host.name,
-                                 message=f"{host.name}: new host key {facts.get('host_key', '')} added to known_hosts"
-                                 " (--accept-new-host-keys)"))
+                sink.emit(
+                    Notice(
+                        kind="hostkey.accepted",
+                        host=host.name,
+                        message=f"{host.name}: new host key"
+                        f" {facts.get('host_key', '')} added to known_hosts"
+                        " (--accept-new-host-keys)",
+                    )
+                )
 
-    def _acquire_locks(self, state_dir: Path, hosts: list[HostState], sink: MultiSink) -> None:
+    def _acquire_locks(
+        self, state_dir: Path, hosts: list[HostState], sink: MultiSink
+    ) -> None:
         name = self.prepared.runbook.lock
         if not name:
             return
@@ -255,12 +322,18 @@ class Session:
         for state in hosts:
             if isinstance(state.transport, LocalTransport):
                 continue
-            lock = RemoteLock(state.transport, name, lock_dir=by_name[state.name].lock_dir,
-                              inventory=None if inventory is None else str(inventory))
+            lock = RemoteLock(
+                state.transport,
+                name,
+                lock_dir=by_name[state.name].lock_dir,
+                inventory=None if inventory is None else str(inventory),
+            )
             try:
                 lock.acquire(owner)
             except TransportError as exc:
-                raise NoGoError(f"cannot take lock {name!r} on {state.name}: {exc}") from exc
+                raise NoGoError(
+                    f"cannot take lock {name!r} on {state.name}: {exc}"
+                ) from exc
             self.locks.append((lock, owner))
         sink.emit(Notice(kind="lock.acquired", message=f"lock {name!r} taken"))
 
@@ -268,7 +341,7 @@ class Session:
         for lock, owner in reversed(self.locks):
             try:
                 lock.release(owner)
-            except Exception:  # noqa: BLE001 - releasing is best effort; the run is over
+            except Exception:
                 pass
         self.locks.clear()
 
@@ -293,15 +366,31 @@ def plan_runbook(prepared: Prepared) -> list[Any]:
     sink = _NullSink()
     try:
         hosts = [
-            HostState(name=h.name, address=h.address, host_vars=h.vars, transport=session.pool.get(h))
+            HostState(
+                name=h.name,
+                address=h.address,
+                host_vars=h.vars,
+                transport=session.pool.get(h),
+            )
             for h in prepared.hosts
         ]
-        contexts = ContextBuilder(params=prepared.params, secrets=prepared.secrets,
-                                  run=RunInfo(id="plan", operator=session.operator, started_at="plan"))
-        approver = TerminalApprover(yes=False, approve=frozenset(), sink=sink, operator=session.operator)
-        stepper = Stepper(contexts=contexts, masker=prepared.masker, sink=sink, approver=approver,
-                          live=lambda host, step: None, local_transport=LocalTransport("local"),
-                          base_dir=prepared.request.runbook.parent)
+        contexts = ContextBuilder(
+            params=prepared.params,
+            secrets=prepared.secrets,
+            run=RunInfo(id="plan", operator=session.operator, started_at="plan"),
+        )
+        approver = TerminalApprover(
+            yes=False, approve=frozenset(), sink=sink, operator=session.operator
+        )
+        stepper = Stepper(
+            contexts=contexts,
+            masker=prepared.masker,
+            sink=sink,
+            approver=approver,
+            live=lambda host, step: None,
+            local_transport=LocalTransport("local"),
+            base_dir=prepared.request.runbook.parent,
+        )
         return build_plan(prepared.runbook.phases, hosts, stepper)
     finally:
         session.pool.close()

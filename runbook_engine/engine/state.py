@@ -13,16 +13,25 @@ import json
 import os
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ResumeError
 from ..record.events import Event, RunStarted, RunStatus, Status, StepFinished
-from ..secrets import Masker
 from .results import StepResult, parse_json
 from .statedir import ensure_state_dir, open_private_file
 
-_KEPT = {"run.started", "step.finished", "undo.finished", "rollback.started", "run.finished"}
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from ..secrets import Masker
+
+_KEPT = {
+    "run.started",
+    "step.finished",
+    "undo.finished",
+    "rollback.started",
+    "run.finished",
+}
 
 
 def runs_dir(state_dir: Path) -> Path:
@@ -34,7 +43,9 @@ class StateSink:
         directory = runs_dir(state_dir)
         directory.mkdir(mode=0o700, exist_ok=True)
         ensure_state_dir(directory)
-        fd = open_private_file(directory / f"{run_id}.jsonl", os.O_WRONLY | os.O_CREAT, append=True)
+        fd = open_private_file(
+            directory / f"{run_id}.jsonl", os.O_WRONLY | os.O_CREAT, append=True
+        )
         self._file = os.fdopen(fd, "a", encoding="utf-8")
         self._masker = masker
         self._lock = threading.Lock()
@@ -96,7 +107,9 @@ def load_saved_run(state_dir: Path, run_id: str) -> SavedRun:
     return saved
 
 
-def _apply(saved: SavedRun | None, run_id: str, record: dict[str, Any]) -> SavedRun | None:
+def _apply(
+    saved: SavedRun | None, run_id: str, record: dict[str, Any]
+) -> SavedRun | None:
     event = record.get("event")
     if event == RunStarted.name:
         return SavedRun(run_id=run_id, header=record, status=None)

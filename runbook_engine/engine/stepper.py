@@ -4,23 +4,26 @@ for an outcome."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Mapping
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..actions import ActionEnv, Approver, handler_for
 from ..errors import RenderError
 from ..record.events import EventSink, Status, StepRetry
-from ..secrets import Masker
 from ..spec.model import Action, Phase, Retries, Step, Undo
-from ..transports.base import Transport
 from ..transports.output import LiveCallback, StepOutput
 from . import render
-from .hosts import ContextBuilder, HostState
 from .results import Outcome, StepResult, parse_json
 from .retries import run_with_retries
+
+if TYPE_CHECKING:
+    import threading
+    from pathlib import Path
+
+    from ..secrets import Masker
+    from ..transports.base import Transport
+    from .hosts import ContextBuilder, HostState
 
 LiveFactory = Callable[[str, str], LiveCallback | None]
 
@@ -45,7 +48,9 @@ class Stepper:
         self.local_transport = local_transport
         self.base_dir = base_dir
 
-    def run_step(self, step: Step, host: HostState, cancel: threading.Event) -> StepResult:
+    def run_step(
+        self, step: Step, host: HostState, cancel: threading.Event
+    ) -> StepResult:
         started = time.time()
         clock = time.monotonic()
         try:
@@ -53,47 +58,91 @@ class Stepper:
             if step.when is not None and not render.evaluate(
                 step.when, context, f"step {step.id!r} when"
             ):
-                return self._result(step, host, Outcome(status=Status.SKIPPED, message="when is false"), 1, started, clock)
+                return self._result(
+                    step,
+                    host,
+                    Outcome(status=Status.SKIPPED, message="when is false"),
+                    1,
+                    started,
+                    clock,
+                )
             outcome, attempts = self._attempts(step, host, context, cancel)
         except RenderError as exc:
-            outcome, attempts = Outcome(status=Status.FAILED, message=str(exc), retryable=False), 1
+            outcome, attempts = (
+                Outcome(status=Status.FAILED, message=str(exc), retryable=False),
+                1,
+            )
         return self._result(step, host, outcome, attempts, started, clock)
 
-    def run_undo(self, step: Step, undo: Undo, host: HostState, cancel: threading.Event) -> StepResult:
+    def run_undo(
+        self, step: Step, undo: Undo, host: HostState, cancel: threading.Event
+    ) -> StepResult:
         started = time.time()
         clock = time.monotonic()
         try:
             context = self.contexts.context(host, step.scope)
             outcome = self._once(
-                step, undo.action, host, context, cancel,
-                env=undo.env, cwd=undo.cwd, timeout=undo.timeout, label=f"{step.id} undo",
+                step,
+                undo.action,
+                host,
+                context,
+                cancel,
+                env=undo.env,
+                cwd=undo.cwd,
+                timeout=undo.timeout,
+                label=f"{step.id} undo",
             )
         except RenderError as exc:
             outcome = Outcome(status=Status.FAILED, message=str(exc))
         return self._result(step, host, outcome, 1, started, clock)
 
     def _attempts(
-        self, step: Step, host: HostState, context: dict[str, Any], cancel: threading.Event
+        self,
+        step: Step,
+        host: HostState,
+        context: dict[str, Any],
+        cancel: threading.Event,
     ) -> tuple[Outcome, int]:
         policy: Retries = step.retries
 
         def attempt(number: int) -> tuple[Outcome, bool]:
             outcome = self._once(
-                step, step.action, host, context, cancel,
-                env=step.env, cwd=step.cwd, timeout=step.timeout, label=step.id,
+                step,
+                step.action,
+                host,
+                context,
+                cancel,
+                env=step.env,
+                cwd=step.cwd,
+                timeout=step.timeout,
+                label=step.id,
             )
             outcome = self._judge(step, context, outcome)
             until_ok = True
             if policy.until and outcome.status.succeeded:
-                until_ok = bool(self._evaluate_self(step, context, outcome, policy.until, "until"))
+                until_ok = bool(
+                    self._evaluate_self(step, context, outcome, policy.until, "until")
+                )
             if not until_ok and number >= policy.attempts:
-                outcome = _replace(outcome, status=Status.FAILED,
-                                   message=f"until `{policy.until}` still false after {number} attempts")
+                outcome = _replace(
+                    outcome,
+                    status=Status.FAILED,
+                    message=(
+                        f"until `{policy.until}` still false after {number} attempts"
+                    ),
+                )
             return outcome, until_ok
 
         def on_retry(number: int, cause: str, delay: float) -> None:
-            self.sink.emit(StepRetry(step=step.id, host=host.name, attempt=number,
-                                     cause=self.masker.mask(cause), next_delay_ms=int(delay * 1000)))
+            self.sink.emit(
+                StepRetry(
+                    step=step.id,
+                    host=host.name,
+                    attempt=number,
+                    cause=self.masker.mask(cause),
+                    next_delay_ms=int(delay * 1000),
+                )
+            )
             self.sink.barrier()
 
         return run_with_retries(policy, attempt, on_retry, cancel)
@@ -112,8 +161,13 @@ class Stepper:
         label: str,
     ) -> Outcome:
         where = f"step {step.id!r}"
-        rendered_env = {k: str(render.render_value(v, context, f"{where} env.{k}")) for k, v in env.items()}
-        rendered_cwd = None if cwd is None else render.render(cwd, context, f"{where} cwd")
+        rendered_env = {
+            k: str(render.render_value(v, context, f"{where} env.{k}"))
+            for k, v in env.items()
+        }
+        rendered_cwd = (
+            None if cwd is None else render.render(cwd, context, f"{where} cwd")
+        )
         action_env = ActionEnv(
             step=step,
             host=host.name,
@@ -121,7 +175,11 @@ class Stepper:
             render=lambda value, what: render.render_value(value, context, what),
             render_text=lambda source, what: render.render(source, context, what),
             evaluate=lambda expr, what: render.evaluate(expr, context, what),
-            output=StepOutput(self.masker.mask, self.live(host.name, label), secret_margin=self.masker.longest),
+            output=StepOutput(
+                self.masker.mask,
+                self.live(host.name, label),
+                secret_margin=self.masker.longest,
+            ),
             cancel=cancel,
             timeout=timeout,
             env=rendered_env,
@@ -137,36 +195,72 @@ class Stepper:
     def _judge(self, step: Step, context: dict[str, Any], outcome: Outcome) -> Outcome:
         if outcome.interrupted or outcome.connection_lost:
             return outcome
-        json_value = outcome.json if outcome.json is not None else parse_json(outcome.stdout)
+        json_value = (
+            outcome.json if outcome.json is not None else parse_json(outcome.stdout)
+        )
         outcome = _replace(outcome, json=json_value)
         if step.failed_when is not None and outcome.status is not Status.SKIPPED:
-            failed = bool(self._evaluate_self(step, context, outcome, step.failed_when, "failed_when"))
+            failed = bool(
+                self._evaluate_self(
+                    step, context, outcome, step.failed_when, "failed_when"
+                )
+            )
             if failed:
-                return _replace(outcome, status=Status.FAILED, message=f"failed_when `{step.failed_when}` is true")
+                return _replace(
+                    outcome,
+                    status=Status.FAILED,
+                    message=f"failed_when `{step.failed_when}` is true",
+                )
             if not outcome.status.succeeded:
                 outcome = _replace(outcome, status=Status.CHANGED, message=None)
         if step.changed_when is not None and outcome.status.succeeded:
-            changed = bool(self._evaluate_self(step, context, outcome, step.changed_when, "changed_when"))
+            changed = bool(
+                self._evaluate_self(
+                    step, context, outcome, step.changed_when, "changed_when"
+                )
+            )
             outcome = _replace(outcome, status=Status.CHANGED if changed else Status.OK)
-        elif outcome.status is Status.CHANGED and (step.safe or step.phase is Phase.PRECONDITIONS):
+        elif outcome.status is Status.CHANGED and (
+            step.safe or step.phase is Phase.PRECONDITIONS
+        ):
             outcome = _replace(outcome, status=Status.OK)  # checks only read
         return outcome
 
     def _evaluate_self(
-        self, step: Step, context: dict[str, Any], outcome: Outcome, expression: str, what: str
+        self,
+        step: Step,
+        context: dict[str, Any],
+        outcome: Outcome,
+        expression: str,
+        what: str,
     ) -> Any:
         """Evaluate with ``steps.<this step>`` bound to this attempt's outcome."""
         attempt = StepResult(
-            step_id=step.id, host="", phase=step.phase.value, status=outcome.status,
-            rc=outcome.rc, stdout=outcome.stdout, stderr=outcome.stderr, json=outcome.json,
-            http_status=outcome.http_status, message=outcome.message,
+            step_id=step.id,
+            host="",
+            phase=step.phase.value,
+            status=outcome.status,
+            rc=outcome.rc,
+            stdout=outcome.stdout,
+            stderr=outcome.stderr,
+            json=outcome.json,
+            http_status=outcome.http_status,
+            message=outcome.message,
         )
         steps = dict(context["steps"])
         steps[step.local_id] = attempt.view()
-        return render.evaluate(expression, {**context, "steps": steps}, f"step {step.id!r} {what}")
+        return render.evaluate(
+            expression, {**context, "steps": steps}, f"step {step.id!r} {what}"
+        )
 
     def _result(
-        self, step: Step, host: HostState, outcome: Outcome, attempts: int, started: float, clock: float
+        self,
+        step: Step,
+        host: HostState,
+        outcome: Outcome,
+        attempts: int,
+        started: float,
+        clock: float,
     ) -> StepResult:
         mask = self.masker.mask
         return StepResult(

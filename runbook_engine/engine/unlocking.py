@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from ..record.audit import AuditLog, key_from_env, utc_now
@@ -11,6 +10,10 @@ from ..spec.inventory import load_inventory
 from .locks import LocalLock, RemoteLock, break_lock
 from .session import new_run_id, operator_name
 from .statedir import ensure_state_dir
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from pathlib import Path
 
 
 def unlock_locks(
@@ -26,7 +29,7 @@ def unlock_locks(
     run_id = new_run_id()
     operator = operator_name()
     lines: list[str] = []
-    records = []
+    records: list[dict[str, object]] = []
     if hosts and inventory is None:
         raise InputError("--host needs -i INVENTORY")
     targets: list[tuple[str, object]] = []
@@ -38,17 +41,42 @@ def unlock_locks(
         assert inventory is not None
         loaded = load_inventory(inventory)
         for host in loaded.resolve(list(hosts)):
-            transport = open_transport(host, accept_new_host_keys=accept_new_host_keys, passphrase=None)
-            targets.append((host.name, RemoteLock(transport, name, lock_dir=host.lock_dir, inventory=str(inventory))))
+            transport = open_transport(
+                host, accept_new_host_keys=accept_new_host_keys, passphrase=None
+            )
+            targets.append(
+                (
+                    host.name,
+                    RemoteLock(
+                        transport,
+                        name,
+                        lock_dir=host.lock_dir,
+                        inventory=str(inventory),
+                    ),
+                )
+            )
     for where, lock in targets:
         holder = break_lock(lock, force=force)  # type: ignore[arg-type]
         if holder is None:
             lines.append(f"lock {name!r} on {where} is not held")
             continue
-        lines.append(f"broke lock {name!r} on {where} (held by {holder.operator}, run {holder.run_id})")
-        records.append({"ts": utc_now(), "run_id": run_id, "seq": len(records) + 1, "event": "lock.broken",
-                        "lock": name, "where": where, "holder": holder.to_json(), "operator": operator,
-                        "forced": force is not None})
+        lines.append(
+            f"broke lock {name!r} on {where}"
+            f" (held by {holder.operator}, run {holder.run_id})"
+        )
+        records.append(
+            {
+                "ts": utc_now(),
+                "run_id": run_id,
+                "seq": len(records) + 1,
+                "event": "lock.broken",
+                "lock": name,
+                "where": where,
+                "holder": holder.to_json(),
+                "operator": operator,
+                "forced": force is not None,
+            }
+        )
     if records:
         log = AuditLog.open(state_dir, key=key_from_env(), run_id=run_id)
         try:

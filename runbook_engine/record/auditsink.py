@@ -8,11 +8,13 @@ calls ``barrier()`` before every action starts and at the end of the run.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..secrets import Masker
 from .audit import AuditLog, utc_now
-from .events import Event
+
+if TYPE_CHECKING:
+    from ..secrets import Masker
+    from .events import Event
 
 AUDIT_TAIL_LINES = 20
 AUDIT_TAIL_CHARS = 4096

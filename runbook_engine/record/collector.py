@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..secrets import Masker
-from .events import Event
+if TYPE_CHECKING:
+    from ..secrets import Masker
+    from .events import Event
 
 _TAIL_CHARS = 4096
 

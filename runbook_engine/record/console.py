@@ -10,11 +10,9 @@ from __future__ import annotations
 import re
 import sys
 import threading
-from collections.abc import Callable
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ..transports.base import Stream
-from ..transports.output import LiveCallback
 from ..units import format_duration
 from .events import (
     Approval,
@@ -32,7 +30,12 @@ from .events import (
     UndoFinished,
 )
 
-# C0 controls except \t and \n, DEL, and C1 controls (ESC-less CSI/OSC on some terminals)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..transports.output import LiveCallback
+
+# C0 controls except \t and \n, DEL, and C1 controls (CSI/OSC without ESC)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _COLOURS = {
     "ok": "32",
@@ -78,7 +81,7 @@ class Console:
         self._lock = threading.Lock()
         self._streamed: set[tuple[str, str]] = set()
 
-    # -- output of commands -------------------------------------------------------------
+    # -- output of commands ------------------------------------------------------------
 
     def live(self, host: str, step: str) -> LiveCallback | None:
         if self.verbosity < 0:
@@ -96,7 +99,7 @@ class Console:
 
         return write
 
-    # -- events ------------------------------------------------------------------------------
+    # -- events ------------------------------------------------------------------------
 
     def emit(self, event: Event) -> None:
         handler = getattr(self, f"_on_{type(event).__name__}", None)
@@ -106,7 +109,7 @@ class Console:
     def barrier(self) -> None:
         pass
 
-    def _on_RunStarted(self, event: RunStarted) -> None:  # noqa: N802
+    def _on_RunStarted(self, event: RunStarted) -> None:
         if self.verbosity >= 0:
             hosts = ", ".join(event.hosts)
             self._write(
@@ -114,7 +117,7 @@ class Console:
                 + f" ({event.mode}) on {hosts}\n"
             )
 
-    def _on_BatchStarted(self, event: BatchStarted) -> None:  # noqa: N802
+    def _on_BatchStarted(self, event: BatchStarted) -> None:
         if self.verbosity < 0:
             return
         if event.plan and len(event.plan) > 1:
@@ -127,7 +130,7 @@ class Console:
                 self._bold(f"-- batch {event.batch}: {', '.join(event.hosts)}") + "\n"
             )
 
-    def _on_StepFinished(self, event: StepFinished) -> None:  # noqa: N802
+    def _on_StepFinished(self, event: StepFinished) -> None:
         failed = event.status in (Status.FAILED, Status.UNKNOWN)
         if self.verbosity < 0 and not failed:
             return
@@ -135,7 +138,8 @@ class Console:
         if event.attempt > 1:
             status += f" (retried {event.attempt - 1})"
         line = (
-            f"{self._dim(event.host)} {event.step:<24} {self._paint(event.status.value, status)}"
+            f"{self._dim(event.host)} {event.step:<24}"
+            f" {self._paint(event.status.value, status)}"
             f" {self._dim(format_duration(event.duration_ms / 1000))}"
         )
         if event.message and (
@@ -165,15 +169,16 @@ class Console:
             for text in lines:
                 self._write(f"      {neutralise(text)}\n")
 
-    def _on_StepRetry(self, event: StepRetry) -> None:  # noqa: N802
+    def _on_StepRetry(self, event: StepRetry) -> None:
         if self.verbosity >= 0:
             self._write(
-                f"{self._dim(event.host)} {event.step:<24} {self._paint('changed', 'retry')}"
+                f"{self._dim(event.host)} {event.step:<24}"
+                f" {self._paint('changed', 'retry')}"
                 f" attempt {event.attempt} failed ({neutralise(event.cause)}); next in"
                 f" {format_duration(event.next_delay_ms / 1000)}\n"
             )
 
-    def _on_GoNoGo(self, event: GoNoGo) -> None:  # noqa: N802
+    def _on_GoNoGo(self, event: GoNoGo) -> None:
         self._write(self._bold("go / no-go") + "\n")
         for row in event.checks:
             status = str(row["status"])
@@ -185,18 +190,19 @@ class Console:
                 f"  {neutralise(str(row['message']))}" if row.get("message") else ""
             )
             self._write(
-                f"  {self._paint(colour_key, f'{mark:<7}')} {row['host']:<10} {row['name']}{message}\n"
+                f"  {self._paint(colour_key, f'{mark:<7}')} {row['host']:<10}"
+                f" {row['name']}{message}\n"
             )
         verdict = "GO" if event.go else "NO-GO"
         self._write(f"  => {self._paint('go' if event.go else 'no-go', verdict)}\n")
 
-    def _on_RollbackStarted(self, event: RollbackStarted) -> None:  # noqa: N802
+    def _on_RollbackStarted(self, event: RollbackStarted) -> None:
         self._write(
             self._paint("failed", f"rolling back {', '.join(event.hosts) or 'nothing'}")
             + f": {neutralise(event.reason)}\n"
         )
 
-    def _on_UndoFinished(self, event: UndoFinished) -> None:  # noqa: N802
+    def _on_UndoFinished(self, event: UndoFinished) -> None:
         status = self._paint(event.status.value, f"undo {event.status.value}")
         message = (
             f"  {neutralise(event.message)}"
@@ -204,10 +210,11 @@ class Console:
             else ""
         )
         self._write(
-            f"{self._dim(event.host)} {event.step:<24} {status} {self._dim(format_duration(event.duration_ms / 1000))}{message}\n"
+            f"{self._dim(event.host)} {event.step:<24} {status}"
+            f" {self._dim(format_duration(event.duration_ms / 1000))}{message}\n"
         )
 
-    def _on_RollbackFinished(self, event: RollbackFinished) -> None:  # noqa: N802
+    def _on_RollbackFinished(self, event: RollbackFinished) -> None:
         if event.skipped:
             self._write("rollback skipped (--no-rollback)\n")
             return
@@ -222,16 +229,16 @@ class Console:
                 f"  {item['host']}: step {item['step']}: {neutralise(item['what'])}\n"
             )
 
-    def _on_Approval(self, event: Approval) -> None:  # noqa: N802
+    def _on_Approval(self, event: Approval) -> None:
         verdict = "approved" if event.approved else "refused"
         self._write(
             f"{event.host} {event.step}: {verdict} by {event.operator} ({event.via})\n"
         )
 
-    def _on_Notice(self, event: Notice) -> None:  # noqa: N802
+    def _on_Notice(self, event: Notice) -> None:
         self._write(f"note: {neutralise(event.message)}\n")
 
-    def _on_RunFinished(self, event: RunFinished) -> None:  # noqa: N802
+    def _on_RunFinished(self, event: RunFinished) -> None:
         status = event.status.value
         hosts = "  ".join(f"{h}={s}" for h, s in event.hosts.items())
         self._write(
@@ -242,7 +249,7 @@ class Console:
         if event.message and event.status.value != "succeeded":
             self._write(f"  {neutralise(event.message)}\n")
 
-    # -- plumbing ----------------------------------------------------------------------------------
+    # -- plumbing ----------------------------------------------------------------------
 
     def message(self, text: str) -> None:
         self._write(text + "\n")

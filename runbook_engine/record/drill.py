@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ..units import format_duration
-from .events import DrillReport
+
+if TYPE_CHECKING:
+    from .events import DrillReport
 
 
 def format_drill(report: DrillReport) -> str:
@@ -18,18 +22,21 @@ def format_drill(report: DrillReport) -> str:
     lines.append("  undos:")
     for undo in report.undos or []:
         lines.append(
-            f"    {undo['host']} {undo['step']}: {undo['status']} in {format_duration(int(undo['duration_ms']) / 1000)}"
+            f"    {undo['host']} {undo['step']}: {undo['status']}"
+            f" in {format_duration(int(undo['duration_ms']) / 1000)}"
         )
     if not report.undos:
         lines.append("    none")
     lines.append("  checks (before -> after):")
     for before, after in zip(report.checks_before, report.checks_after, strict=False):
         lines.append(
-            f"    {before['host']} {before['name']}: {before['status']} -> {after['status']}"
+            f"    {before['host']} {before['name']}:"
+            f" {before['status']} -> {after['status']}"
         )
     if report.recovery_ms is not None:
         lines.append(
-            f"  recovery time (failure to end of rollback): {format_duration(report.recovery_ms / 1000)}"
+            "  recovery time (failure to end of rollback):"
+            f" {format_duration(report.recovery_ms / 1000)}"
         )
     for difference in report.differences:
         lines.append(f"  DIFFERS: {difference}")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..engine.plan import PlannedStep
+if TYPE_CHECKING:
+    from ..engine.plan import PlannedStep
 
 
 def format_plan(prepared: Any, planned: list[PlannedStep], fmt: str) -> str:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .console import neutralise
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 def _time(record: dict[str, Any]) -> str:
@@ -23,7 +25,8 @@ def _line(record: dict[str, Any]) -> str | None:
 
 _DESCRIBE: dict[str, Callable[[dict[str, Any]], str]] = {
     "run.started": lambda r: (
-        f"run started: {r.get('runbook')} ({r.get('mode', 'run')}) by {r.get('operator')}"
+        f"run started: {r.get('runbook')} ({r.get('mode', 'run')})"
+        f" by {r.get('operator')}"
         f" on {', '.join(r.get('hosts') or [])}; params {r.get('params')}"
         + (f"; resumes {r['resumed_from']}" if r.get("resumed_from") else "")
     ),
@@ -35,7 +38,8 @@ _DESCRIBE: dict[str, Callable[[dict[str, Any]], str]] = {
         f"{r.get('host')} {r.get('step')} started ({r.get('phase')})"
     ),
     "step.retry": lambda r: (
-        f"{r.get('host')} {r.get('step')} attempt {r.get('attempt')} failed: {r.get('cause')};"
+        f"{r.get('host')} {r.get('step')} attempt {r.get('attempt')} failed:"
+        f" {r.get('cause')};"
         f" retry in {r.get('next_delay_ms')}ms"
     ),
     "step.finished": lambda r: (
@@ -45,14 +49,16 @@ _DESCRIBE: dict[str, Callable[[dict[str, Any]], str]] = {
         + (f" -- {r['message']}" if r.get("message") else "")
     ),
     "approval": lambda r: (
-        f"{r.get('host')} {r.get('step')} approval: {'approved' if r.get('approved') else 'refused'}"
+        f"{r.get('host')} {r.get('step')} approval:"
+        f" {'approved' if r.get('approved') else 'refused'}"
         f" by {r.get('operator')} via {r.get('via')}"
     ),
     "go_no_go": lambda r: (
         "go/no-go: "
         + ("GO" if r.get("go") else "NO-GO")
         + "".join(
-            f"\n      {c.get('status'):<8} {c.get('host')} {c.get('name')} {c.get('message') or ''}"
+            f"\n      {c.get('status'):<8} {c.get('host')} {c.get('name')}"
+            f" {c.get('message') or ''}"
             for c in r.get("checks") or []
         )
     ),
@@ -61,7 +67,8 @@ _DESCRIBE: dict[str, Callable[[dict[str, Any]], str]] = {
     ),
     "undo.started": lambda r: f"{r.get('host')} {r.get('step')} undo started",
     "undo.finished": lambda r: (
-        f"{r.get('host')} {r.get('step')} undo {r.get('status')} {r.get('duration_ms')}ms"
+        f"{r.get('host')} {r.get('step')} undo {r.get('status')}"
+        f" {r.get('duration_ms')}ms"
         + (f" -- {r['message']}" if r.get("message") else "")
     ),
     "rollback.finished": lambda r: (
@@ -73,7 +80,8 @@ _DESCRIBE: dict[str, Callable[[dict[str, Any]], str]] = {
         )
     ),
     "drill.report": lambda r: (
-        f"drill {'PASS' if r.get('passed') else 'FAIL'}; recovery {r.get('recovery_ms')}ms"
+        f"drill {'PASS' if r.get('passed') else 'FAIL'};"
+        f" recovery {r.get('recovery_ms')}ms"
         + "".join(f"\n      differs: {d}" for d in r.get("differences") or [])
     ),
     "notice": lambda r: f"note: {r.get('message')}",

@@ -7,15 +7,13 @@ Raises ``InputError`` carrying every diagnostic of every file involved.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
-
-from ..units import parse_duration
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
 from ..secrets import SecretSource
+from ..units import parse_duration
 from .diagnostics import Diagnostic
 from .loader import Document, load_yaml
 from .model import (
@@ -33,6 +31,9 @@ from .model import (
 )
 from .schema import validate_document
 from .validate import check_document
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 # phases of an included runbook that are expanded in place of the include step
 _INCLUDED_PHASES = ("preconditions", "steps")
@@ -66,7 +67,9 @@ class _Builder:
         try:
             doc = load_yaml(path)
         except InputError as exc:
-            self.diagnostics.extend(exc.diagnostics or [Diagnostic(str(path), 1, 1, str(exc))])
+            self.diagnostics.extend(
+                exc.diagnostics or [Diagnostic(str(path), 1, 1, str(exc))]
+            )
             return None
         problems = validate_document(doc, "runbook")
         if problems:
@@ -138,19 +141,26 @@ class _Builder:
         where = f"step {raw['id']!r}"
         if not target.is_file():
             self.diagnostics.append(
-                Diagnostic.at(pos, f"{where}: included file {action.path!r} does not exist")
+                Diagnostic.at(
+                    pos, f"{where}: included file {action.path!r} does not exist"
+                )
             )
             return None
         if target in stack or len(stack) >= _MAX_INCLUDE_DEPTH:
             chain = " -> ".join(p.name for p in (*stack, target))
-            self.diagnostics.append(Diagnostic.at(pos, f"{where}: include cycle: {chain}"))
+            self.diagnostics.append(
+                Diagnostic.at(pos, f"{where}: include cycle: {chain}")
+            )
             return None
         child = self._load(target)
         if child is None:
             return None
         self.includes.append(str(target))
         child_scope = _scope(
-            child, prefix=f"{scope.prefix}{raw['id']}.", with_=action.with_, parent=scope
+            child,
+            prefix=f"{scope.prefix}{raw['id']}.",
+            with_=action.with_,
+            parent=scope,
         )
         self._check_with(doc, phase, index, action, child_scope)
         phases = self._phases(child, child_scope, (*stack, target))
@@ -163,7 +173,12 @@ class _Builder:
         ]
 
     def _check_with(
-        self, doc: Document, phase: Phase, index: int, action: IncludeAction, scope: Scope
+        self,
+        doc: Document,
+        phase: Phase,
+        index: int,
+        action: IncludeAction,
+        scope: Scope,
     ) -> None:
         for name in action.with_:
             if name not in scope.params:
@@ -175,7 +190,9 @@ class _Builder:
             if decl.required and not decl.has_default and name not in action.with_:
                 pos = doc.positions.value((phase.value, index, "include"))
                 self.diagnostics.append(
-                    Diagnostic.at(pos, f"include {action.path!r} needs param {name!r} in `with`")
+                    Diagnostic.at(
+                        pos, f"include {action.path!r} needs param {name!r} in `with`"
+                    )
                 )
 
     def _collect_secrets(self, doc: Document) -> None:
@@ -196,7 +213,9 @@ class _Builder:
             self.secret_origin[name] = doc.path
 
 
-def _scope(doc: Document, *, prefix: str, with_: Mapping[str, Any], parent: Scope | None) -> Scope:
+def _scope(
+    doc: Document, *, prefix: str, with_: Mapping[str, Any], parent: Scope | None
+) -> Scope:
     data = doc.data
     return Scope(
         prefix=prefix,
@@ -209,7 +228,9 @@ def _scope(doc: Document, *, prefix: str, with_: Mapping[str, Any], parent: Scop
     )
 
 
-def _step(doc: Document, phase: Phase, index: int, raw: Mapping[str, Any], scope: Scope) -> Step:
+def _step(
+    doc: Document, phase: Phase, index: int, raw: Mapping[str, Any], scope: Scope
+) -> Step:
     timeout = raw.get("timeout")
     on_failure = raw.get("on_failure")
     return Step(
@@ -218,7 +239,7 @@ def _step(doc: Document, phase: Phase, index: int, raw: Mapping[str, Any], scope
         name=raw.get("name"),
         description=raw.get("description"),
         action=parse_action(raw),
-        when=raw.get("when"),
+        when=_condition(raw.get("when")),
         local=bool(raw.get("local", False)),
         run_once=bool(raw.get("run_once", False)),
         env=dict(raw.get("env") or {}),
@@ -229,13 +250,20 @@ def _step(doc: Document, phase: Phase, index: int, raw: Mapping[str, Any], scope
         undo_on_failure=bool(raw.get("undo_on_failure", False)),
         on_failure=None if on_failure is None else OnFailure(on_failure),
         ignore_errors=bool(raw.get("ignore_errors", False)),
-        failed_when=raw.get("failed_when"),
-        changed_when=raw.get("changed_when"),
+        failed_when=_condition(raw.get("failed_when")),
+        changed_when=_condition(raw.get("changed_when")),
         safe=bool(raw.get("safe", False)),
         phase=phase,
         pos=doc.positions.value((phase.value, index)),
         scope=scope,
     )
+
+
+def _condition(value: str | bool | None) -> str | None:
+    """``changed_when: false`` is the expression ``false``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
 
 
 def _replace_phase(step: Step, phase: Phase) -> Step:

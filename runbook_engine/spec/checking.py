@@ -4,11 +4,15 @@ diagnostic (and, with ``--strict``, the lint warnings)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
-from .diagnostics import Diagnostic
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from pathlib import Path
+
+    from .diagnostics import Diagnostic
 
 _SUFFIXES = (".yaml", ".yml")
 
@@ -17,14 +21,18 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.suffix in _SUFFIXES and p.is_file()))
+            files.extend(
+                sorted(
+                    p for p in path.rglob("*") if p.suffix in _SUFFIXES and p.is_file()
+                )
+            )
         else:
             files.append(path)
     return files
 
 
 def kind_of(path: Path) -> str | None:
-    """"runbook", "inventory" or None (some other YAML file, e.g. a CI workflow), from
+    """ "runbook", "inventory" or None (some other YAML file, e.g. a CI workflow), from
     the top-level keys. A file too broken to parse is judged by its key lines."""
     from .loader import load_yaml
 
@@ -32,7 +40,9 @@ def kind_of(path: Path) -> str | None:
         data = load_yaml(path).data
     except InputError:
         text = path.read_text(encoding="utf-8", errors="replace")
-        data = {m.group(1): None for m in re.finditer(r"(?m)^([A-Za-z_][\w-]*)\s*:", text)}
+        data = {
+            m.group(1): None for m in re.finditer(r"(?m)^([A-Za-z_][\w-]*)\s*:", text)
+        }
     if not isinstance(data, dict):
         return None
     if "steps" in data or ("version" in data and "name" in data):

@@ -70,6 +70,7 @@ def format_github(diagnostics: list[Diagnostic]) -> str:
         kind = "error" if d.severity == "error" else "warning"
         file = _escape_github(d.path).replace(",", "%2C").replace(":", "%3A")
         lines.append(
-            f"::{kind} file={file},line={d.line},col={d.col}::{_escape_github(d.message)}"
+            f"::{kind} file={file},line={d.line},col={d.col}::"
+            f"{_escape_github(d.message)}"
         )
     return "\n".join(lines)

@@ -9,12 +9,15 @@ step's id is ``<include id>.<its id>`` and it renders in its own ``Scope``.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..units import parse_duration
-from .diagnostics import Position
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from .diagnostics import Position
 
 
 class OnFailure(enum.StrEnum):
@@ -263,7 +266,9 @@ def parse_action(data: Mapping[str, Any]) -> Action:
         return _http(data["http"])
     if "assert" in data:
         exprs = data["assert"]
-        return AssertAction(expressions=(exprs,) if isinstance(exprs, str) else tuple(exprs))
+        return AssertAction(
+            expressions=(exprs,) if isinstance(exprs, str) else tuple(exprs)
+        )
     if "approve" in data:
         spec = data["approve"]
         if isinstance(spec, str):
@@ -284,7 +289,9 @@ def parse_action(data: Mapping[str, Any]) -> Action:
         return TemplateAction(**_file_spec(data["template"]))
     if "include" in data:
         return IncludeAction(path=data["include"], with_=dict(data.get("with") or {}))
-    raise ValueError(f"no action in {sorted(data)}")  # the schema makes this unreachable
+    raise ValueError(
+        f"no action in {sorted(data)}"
+    )  # the schema makes this unreachable
 
 
 def _http(spec: Mapping[str, Any]) -> HttpAction:

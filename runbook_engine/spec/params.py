@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ParamError
-from .model import ParamDecl
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from .model import ParamDecl
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
@@ -52,11 +55,15 @@ def resolve_params(
         elif decl.has_default:
             values[name] = decl.default
         elif decl.required:
-            problems.append(f"missing required {what} {name!r} (give it with -e {name}=...)")
+            problems.append(
+                f"missing required {what} {name!r} (give it with -e {name}=...)"
+            )
         else:
             values[name] = None
     if problems:
-        raise ParamError("; ".join(problems) if len(problems) == 1 else "\n".join(problems))
+        raise ParamError(
+            "; ".join(problems) if len(problems) == 1 else "\n".join(problems)
+        )
     return values
 
 
@@ -80,7 +87,9 @@ def _coerce(kind: str, text: str) -> Any:
         if kind == "number":
             return float(text.strip())
     except ValueError:
-        raise ValueError(f"must be {'an' if kind == 'integer' else 'a'} {kind}, got {text!r}") from None
+        raise ValueError(
+            f"must be {'an' if kind == 'integer' else 'a'} {kind}, got {text!r}"
+        ) from None
     if kind == "boolean":
         lowered = text.strip().lower()
         if lowered in _TRUE:

@@ -29,7 +29,9 @@ class _Template:
     expression: bool
 
 
-def check_document(data: Mapping[str, Any], positions: Any, text: str = "") -> list[Diagnostic]:
+def check_document(
+    data: Mapping[str, Any], positions: Any, text: str = ""
+) -> list[Diagnostic]:
     checker = _Checker(data, positions, text)
     checker.run()
     return checker.diagnostics
@@ -46,7 +48,9 @@ class _Checker:
         self.vars: set[str] = set()
         self.globals = render.known_globals()
 
-    def error(self, path: tuple[str | int, ...], message: str, key: bool = False) -> None:
+    def error(
+        self, path: tuple[str | int, ...], message: str, key: bool = False
+    ) -> None:
         pos: Position = self.positions.key(path) if key else self.positions.value(path)
         self.diagnostics.append(Diagnostic.at(pos, message))
 
@@ -54,7 +58,9 @@ class _Checker:
         self._check_vars()
         hosts = self.data.get("hosts")
         for i, pattern in enumerate([hosts] if isinstance(hosts, str) else hosts or []):
-            path: tuple[str | int, ...] = ("hosts",) if isinstance(hosts, str) else ("hosts", i)
+            path: tuple[str | int, ...] = (
+                ("hosts",) if isinstance(hosts, str) else ("hosts", i)
+            )
             self._check_template(_Template(path, pattern, False), "hosts", set())
         seen: dict[str, tuple[str | int, ...]] = {}
         done: set[str] = set()
@@ -102,7 +108,9 @@ class _Checker:
         if "set" in step:
             self.vars.update(step["set"].keys())
 
-    def _check_template(self, template: _Template, where: str, steps_done: set[str]) -> None:
+    def _check_template(
+        self, template: _Template, where: str, steps_done: set[str]
+    ) -> None:
         try:
             undeclared, refs = render.references(
                 template.source, expression=template.expression
@@ -111,19 +119,28 @@ class _Checker:
             self._syntax_error(template, where, exc)
             return
         for name in sorted(undeclared - set(render.ROOTS) - self.globals):
-            self.error(template.path, f"{where}: undefined name {name!r}{_hint(name, render.ROOTS)}")
+            self.error(
+                template.path,
+                f"{where}: undefined name {name!r}{_hint(name, render.ROOTS)}",
+            )
         for root, key in sorted(refs):
             message = self._reference_problem(root, key, steps_done)
             if message:
                 self.error(template.path, f"{where}: {message}")
 
-    def _reference_problem(self, root: str, key: str, steps_done: set[str]) -> str | None:
+    def _reference_problem(
+        self, root: str, key: str, steps_done: set[str]
+    ) -> str | None:
         known = {"params": self.params, "secrets": self.secrets, "vars": self.vars}
         if root in known and key not in known[root]:
             kind = {"params": "param", "secrets": "secret", "vars": "var"}[root]
             return f"unknown {kind} {root}.{key}{_hint(key, known[root])}"
         if root == "steps" and key not in steps_done:
-            all_ids = {s["id"] for phase in (*_ORDERED, *_LATE) for s in self.data.get(phase) or []}
+            all_ids = {
+                s["id"]
+                for phase in (*_ORDERED, *_LATE)
+                for s in self.data.get(phase) or []
+            }
             if key in all_ids:
                 return f"steps.{key} is used before step {key!r} runs"
             return f"unknown step steps.{key}{_hint(key, all_ids)}"
@@ -143,16 +160,16 @@ class _Checker:
         if lineno > 1 or block:
             line, col = pos.line + lineno - (0 if block else 1), 1
         self.diagnostics.append(
-            Diagnostic(pos.path, line, col, f"{where}: template syntax error: {exc.message}")
+            Diagnostic(
+                pos.path, line, col, f"{where}: template syntax error: {exc.message}"
+            )
         )
-
-
 
 
 def _templates_in(
     value: Any, path: tuple[str | int, ...], key: str | None = None
 ) -> Iterator[_Template]:
-    """Every template string inside a step field (expressions for the expression keys)."""
+    """Every template string inside a step field (expressions for expression keys)."""
     if key in _EXPRESSION_KEYS and isinstance(value, str):
         yield _Template(path, value, True)
         return

@@ -1,1 +1,1 @@
-"""Where commands run: the local machine or a host over SSH, behind one small contract."""
+"""Where commands run: the local machine or a host over SSH, behind one contract."""

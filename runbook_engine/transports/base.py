@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import abc
 import enum
-import threading
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import threading
+    from collections.abc import Mapping
 
 
 class Stream(enum.StrEnum):
@@ -21,7 +23,7 @@ class Stream(enum.StrEnum):
 
 
 class OutputSink(Protocol):
-    """Receives raw output chunks as they arrive (called from the transport's thread)."""
+    """Receives raw output chunks as they arrive (from the transport's thread)."""
 
     def write(self, stream: Stream, data: bytes) -> None: ...
 

@@ -7,11 +7,14 @@ import os
 import selectors
 import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .base import ExecRequest, ExecResult, OutputSink, Stream, Transport
+
+if TYPE_CHECKING:
+    import threading
 
 _READ_SIZE = 64 * 1024
 _KILL_GRACE = 0.5  # seconds between SIGTERM and SIGKILL of the process group
@@ -67,8 +70,8 @@ class LocalTransport(Transport):
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.chmod(temp, mode if mode is not None else (current_mode or 0o644))
-            os.replace(temp, target)
+            temp.chmod(mode if mode is not None else (current_mode or 0o644))
+            temp.replace(target)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise

@@ -5,11 +5,20 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.support.sshd import ClientKey, SSHServer, make_client_key, start_servers, stop_servers
+from tests.support.sshd import (
+    ClientKey,
+    SSHServer,
+    make_client_key,
+    start_servers,
+    stop_servers,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @dataclass
@@ -19,9 +28,17 @@ class Fleet:
     known_hosts: Path
     directory: Path
 
-    def inventory(self, name: str = "inventory.yaml", *, known: bool = True, extra: str = "",
-                  groups: str = "") -> Path:
-        known_hosts = self.known_hosts if known else self.directory / "empty_known_hosts"
+    def inventory(
+        self,
+        name: str = "inventory.yaml",
+        *,
+        known: bool = True,
+        extra: str = "",
+        groups: str = "",
+    ) -> Path:
+        known_hosts = (
+            self.known_hosts if known else self.directory / "empty_known_hosts"
+        )
         if not known:
             known_hosts.write_text("")
         user = "root" if os.geteuid() == 0 else os.environ.get("USER", "nobody")
@@ -33,7 +50,9 @@ class Fleet:
             "hosts:",
         ]
         for server in self.servers:
-            lines.append(f"  {server.name}: {{address: 127.0.0.1, port: {server.port}}}")
+            lines.append(
+                f"  {server.name}: {{address: 127.0.0.1, port: {server.port}}}"
+            )
         names = ", ".join(s.name for s in self.servers)
         lines.append("groups:")
         lines.append(f"  web: [{names}]")

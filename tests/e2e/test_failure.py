@@ -15,9 +15,16 @@ from tests.conftest import audit_records
 pytestmark = pytest.mark.e2e
 
 
-def saga(tmp_path, *, fail_step: str = "three", broken_undo: str | None = None, extra: str = "") -> str:
+def saga(
+    tmp_path,
+    *,
+    fail_step: str = "three",
+    broken_undo: str | None = None,
+    extra: str = "",
+) -> str:
     undo = lambda name: (  # noqa: E731
-        f"sh -c 'echo undo-{name} >> {tmp_path}/log; exit 9'" if name == broken_undo
+        f"sh -c 'echo undo-{name} >> {tmp_path}/log; exit 9'"
+        if name == broken_undo
         else f"echo undo-{name} >> {tmp_path}/log"
     )
     steps = []
@@ -27,40 +34,67 @@ def saga(tmp_path, *, fail_step: str = "three", broken_undo: str | None = None, 
             command += "; exit 5"
         steps.append(f"  - id: {name}\n    run: {command}\n    undo: {undo(name)}\n")
     return (
-        "version: 1\nname: saga\n" + extra
-        + "steps:\n" + "".join(steps)
+        "version: 1\nname: saga\n"
+        + extra
+        + "steps:\n"
+        + "".join(steps)
         + f"rollback:\n  - id: notify\n    run: echo rollback-step >> {tmp_path}/log\n"
         + f"finally:\n  - id: tidy\n    run: echo finally >> {tmp_path}/log\n"
     )
 
 
-def test_failure_rolls_back_completed_steps_newest_first(runbook_cli, write_runbook, tmp_path, state_dir):
+def test_failure_rolls_back_completed_steps_newest_first(
+    runbook_cli, write_runbook, tmp_path, state_dir
+):
     rb = write_runbook(saga(tmp_path))
     result = runbook_cli("run", str(rb))
     assert result.code == 1, result.output
     assert (tmp_path / "log").read_text().split() == [
-        "do-one", "do-two", "do-three", "undo-two", "undo-one", "rollback-step", "finally",
+        "do-one",
+        "do-two",
+        "do-three",
+        "undo-two",
+        "undo-one",
+        "rollback-step",
+        "finally",
     ]
     events = [r["event"] for r in audit_records(state_dir)]
-    assert events.index("rollback.started") < events.index("undo.started") < events.index("rollback.finished")
+    assert (
+        events.index("rollback.started")
+        < events.index("undo.started")
+        < events.index("rollback.finished")
+    )
     assert audit_records(state_dir)[-1]["status"] == "rolled_back"
 
 
-def test_undo_on_failure_runs_the_failed_steps_own_undo(runbook_cli, write_runbook, tmp_path):
-    text = saga(tmp_path).replace("    undo: echo undo-three", "    undo_on_failure: true\n    undo: echo undo-three")
+def test_undo_on_failure_runs_the_failed_steps_own_undo(
+    runbook_cli, write_runbook, tmp_path
+):
+    text = saga(tmp_path).replace(
+        "    undo: echo undo-three",
+        "    undo_on_failure: true\n    undo: echo undo-three",
+    )
     rb = write_runbook(text)
     assert runbook_cli("run", str(rb)).code == 1
-    assert (tmp_path / "log").read_text().split()[3:6] == ["undo-three", "undo-two", "undo-one"]
+    assert (tmp_path / "log").read_text().split()[3:6] == [
+        "undo-three",
+        "undo-two",
+        "undo-one",
+    ]
 
 
-def test_failing_undo_still_runs_the_others_and_exits_3(runbook_cli, write_runbook, tmp_path):
+def test_failing_undo_still_runs_the_others_and_exits_3(
+    runbook_cli, write_runbook, tmp_path
+):
     rb = write_runbook(saga(tmp_path, broken_undo="two"))
     result = runbook_cli("run", str(rb), "--output", "json")
     assert result.code == 3, result.output
     assert (tmp_path / "log").read_text().split()[3:5] == ["undo-two", "undo-one"]
     summary = result.json()
     assert summary["status"] == "rollback_failed"
-    assert summary["needs_attention"] == [{"host": "local", "step": "two", "what": "undo failed: exit code 9"}]
+    assert summary["needs_attention"] == [
+        {"host": "local", "step": "two", "what": "undo failed: exit code 9"}
+    ]
     assert "ROLLBACK INCOMPLETE: a human must look at:" in result.stderr
     assert "local: step two: undo failed: exit code 9" in result.stderr
 
@@ -72,7 +106,12 @@ def test_no_rollback_and_abort_skip_the_undos(runbook_cli, write_runbook, tmp_pa
     (tmp_path / "log").unlink()
     rb = write_runbook(saga(tmp_path, extra="on_failure: abort\n"))
     assert runbook_cli("run", str(rb)).code == 1
-    assert (tmp_path / "log").read_text().split() == ["do-one", "do-two", "do-three", "finally"]
+    assert (tmp_path / "log").read_text().split() == [
+        "do-one",
+        "do-two",
+        "do-three",
+        "finally",
+    ]
 
 
 def test_continue_records_the_failure_and_goes_on(runbook_cli, write_runbook, tmp_path):
@@ -84,12 +123,21 @@ def test_continue_records_the_failure_and_goes_on(runbook_cli, write_runbook, tm
 
 
 def test_verify_failure_rolls_back(runbook_cli, write_runbook, tmp_path):
-    rb = write_runbook(saga(tmp_path, fail_step="none") + "verify:\n  - id: check\n    run: exit 1\n")
+    rb = write_runbook(
+        saga(tmp_path, fail_step="none") + "verify:\n  - id: check\n    run: exit 1\n"
+    )
     assert runbook_cli("run", str(rb)).code == 1
-    assert (tmp_path / "log").read_text().split()[4:8] == ["undo-four", "undo-three", "undo-two", "undo-one"]
+    assert (tmp_path / "log").read_text().split()[4:8] == [
+        "undo-four",
+        "undo-three",
+        "undo-two",
+        "undo-one",
+    ]
 
 
-def test_failed_preconditions_are_all_reported_exit_4_and_nothing_changes(runbook_cli, write_runbook, tmp_path):
+def test_failed_preconditions_are_all_reported_exit_4_and_nothing_changes(
+    runbook_cli, write_runbook, tmp_path
+):
     rb = write_runbook(f"""
         version: 1
         name: gated
@@ -117,7 +165,9 @@ def test_failed_preconditions_are_all_reported_exit_4_and_nothing_changes(runboo
     assert check.code == 4 and "=> NO-GO" in check.stderr
 
 
-def test_retries_with_until_and_backoff(runbook_cli, write_runbook, tmp_path, state_dir):
+def test_retries_with_until_and_backoff(
+    runbook_cli, write_runbook, tmp_path, state_dir
+):
     counter = tmp_path / "count"
     rb = write_runbook(f"""
         version: 1
@@ -135,7 +185,9 @@ def test_retries_with_until_and_backoff(runbook_cli, write_runbook, tmp_path, st
     assert result.code == 1
     retries = [r for r in audit_records(state_dir) if r["event"] == "step.retry"]
     assert [(r["step"], r["attempt"], r["next_delay_ms"]) for r in retries] == [
-        ("flaky", 1, 200), ("flaky", 2, 400)]
+        ("flaky", 1, 200),
+        ("flaky", 2, 400),
+    ]
     steps = {s["step"]: s for s in result.json()["steps"]}
     assert steps["flaky"]["attempts"] == 3 and steps["flaky"]["status"] == "changed"
     assert steps["picky"]["attempts"] == 1  # rc 7 is not in retry_on: no retry
@@ -154,10 +206,15 @@ def test_until_never_true_is_a_failure(runbook_cli, write_runbook):
     """)
     result = runbook_cli("run", str(rb))
     assert result.code == 1
-    assert "until `steps.wait.stdout == 'yes'` still false after 2 attempts" in result.stderr
+    assert (
+        "until `steps.wait.stdout == 'yes'` still false after 2 attempts"
+        in result.stderr
+    )
 
 
-def test_resume_after_failure_skips_completed_steps(runbook_cli, write_runbook, tmp_path, state_dir):
+def test_resume_after_failure_skips_completed_steps(
+    runbook_cli, write_runbook, tmp_path, state_dir
+):
     gate = tmp_path / "fixed"
     rb = write_runbook(f"""
         version: 1
@@ -177,14 +234,20 @@ def test_resume_after_failure_skips_completed_steps(runbook_cli, write_runbook, 
     gate.touch()
     resumed = runbook_cli("resume", run_id, "--output", "json")
     assert resumed.code == 0, resumed.output
-    assert (tmp_path / "count").read_text().split("\n")[:3] == ["one", "two", "three saw value-one"]
+    assert (tmp_path / "count").read_text().split("\n")[:3] == [
+        "one",
+        "two",
+        "three saw value-one",
+    ]
     started = [r for r in audit_records(state_dir) if r["event"] == "run.started"]
     assert started[-1]["resumed_from"] == run_id
     again = runbook_cli("resume", resumed.json()["run_id"])
     assert again.code == 2 and "succeeded" in again.stderr
 
 
-def test_resume_refuses_a_changed_runbook_unless_forced(runbook_cli, write_runbook, tmp_path):
+def test_resume_refuses_a_changed_runbook_unless_forced(
+    runbook_cli, write_runbook, tmp_path
+):
     rb = write_runbook(saga(tmp_path, extra="on_failure: abort\n"))
     first = runbook_cli("run", str(rb), "--output", "json")
     rb.write_text(rb.read_text() + "\n# edited\n")
@@ -201,7 +264,9 @@ def test_resume_refuses_a_rolled_back_run(runbook_cli, write_runbook, tmp_path):
     assert refused.code == 2 and "rolled back" in refused.stderr
 
 
-def test_resume_after_sigint_skips_completed_steps(cli_env, runbook_cli, write_runbook, tmp_path, state_dir):
+def test_resume_after_sigint_skips_completed_steps(
+    cli_env, runbook_cli, write_runbook, tmp_path, state_dir
+):
     rb = write_runbook(f"""
         version: 1
         name: interrupted
@@ -213,8 +278,14 @@ def test_resume_after_sigint_skips_completed_steps(cli_env, runbook_cli, write_r
           - id: three
             run: echo three >> {tmp_path}/count
     """)
-    proc = subprocess.Popen([sys.executable, "-m", "runbook_engine", "run", str(rb)], env=cli_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runbook_engine", "run", str(rb)],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         log = state_dir / "audit.jsonl"
@@ -232,8 +303,9 @@ def test_resume_after_sigint_skips_completed_steps(cli_env, runbook_cli, write_r
     assert (tmp_path / "count").read_text().split() == ["one", "slow", "three"]
 
 
-def test_sigterm_exits_143_and_rollback_run_id_undoes_what_it_completed(cli_env, runbook_cli, write_runbook,
-                                                                          tmp_path, state_dir):
+def test_sigterm_exits_143_and_rollback_run_id_undoes_what_it_completed(
+    cli_env, runbook_cli, write_runbook, tmp_path, state_dir
+):
     rb = write_runbook(f"""
         version: 1
         name: terminated
@@ -244,8 +316,14 @@ def test_sigterm_exits_143_and_rollback_run_id_undoes_what_it_completed(cli_env,
           - id: slow
             run: sleep 30
     """)
-    proc = subprocess.Popen([sys.executable, "-m", "runbook_engine", "run", str(rb)], env=cli_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runbook_engine", "run", str(rb)],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         log = state_dir / "audit.jsonl"
@@ -262,7 +340,9 @@ def test_sigterm_exits_143_and_rollback_run_id_undoes_what_it_completed(cli_env,
     assert (tmp_path / "log").read_text().split() == ["do-one", "undo-one"]
 
 
-def test_drill_passes_when_the_system_comes_back(runbook_cli, write_runbook, tmp_path, state_dir):
+def test_drill_passes_when_the_system_comes_back(
+    runbook_cli, write_runbook, tmp_path, state_dir
+):
     rb = write_runbook(f"""
         version: 1
         name: drilled
@@ -278,18 +358,22 @@ def test_drill_passes_when_the_system_comes_back(runbook_cli, write_runbook, tmp
             run: echo more
     """)
     report = tmp_path / "drill.json"
-    result = runbook_cli("drill", str(rb), "--fail-at", "make", "--report", f"json:{tmp_path}/run.json")
+    result = runbook_cli(
+        "drill", str(rb), "--fail-at", "make", "--report", f"json:{tmp_path}/run.json"
+    )
     assert result.code == 0, result.output
     assert "drill report: PASS" in result.stderr
     assert "recovery time" in result.stderr
-    drill = [r for r in audit_records(state_dir) if r["event"] == "drill.report"][0]
+    drill = next(r for r in audit_records(state_dir) if r["event"] == "drill.report")
     assert drill["passed"] is True and drill["steps_done"] == ["make"]
     assert drill["undos"][0]["step"] == "make"
     assert not (tmp_path / "marker").exists()
     del report
 
 
-def test_drill_with_a_broken_undo_fails_naming_what_differs(runbook_cli, write_runbook, tmp_path):
+def test_drill_with_a_broken_undo_fails_naming_what_differs(
+    runbook_cli, write_runbook, tmp_path
+):
     rb = write_runbook(f"""
         version: 1
         name: drilled

@@ -9,7 +9,9 @@ from tests.conftest import audit_records
 pytestmark = [pytest.mark.e2e, pytest.mark.ssh]
 
 
-def test_multi_step_runbook_on_three_hosts(runbook_cli, write_runbook, fleet, state_dir):
+def test_multi_step_runbook_on_three_hosts(
+    runbook_cli, write_runbook, fleet, state_dir
+):
     inventory = fleet.inventory()
     rb = write_runbook("""
         version: 1
@@ -34,14 +36,20 @@ def test_multi_step_runbook_on_three_hosts(runbook_cli, write_runbook, fleet, st
     assert summary["hosts"] == {"web0": "changed", "web1": "changed", "web2": "changed"}
     assert len(summary["steps"]) == 12
     for index in range(3):
-        assert (fleet.home(index) / "greeting.txt").read_text() == "it's $HOME; \"quoted\""
-        assert f"web{index} | whoami | web{index} in {fleet.home(index)}" in result.stderr
+        assert (
+            fleet.home(index) / "greeting.txt"
+        ).read_text() == 'it\'s $HOME; "quoted"'
+        assert (
+            f"web{index} | whoami | web{index} in {fleet.home(index)}" in result.stderr
+        )
     connected = [r for r in audit_records(state_dir) if r["event"] == "host.connected"]
     assert {r["host"] for r in connected} == {"web0", "web1", "web2"}
     assert all(r["facts"]["host_key"].startswith("SHA256:") for r in connected)
 
 
-def test_unknown_host_key_is_refused_then_accepted_with_the_flag(runbook_cli, write_runbook, fleet, state_dir):
+def test_unknown_host_key_is_refused_then_accepted_with_the_flag(
+    runbook_cli, write_runbook, fleet, state_dir
+):
     inventory = fleet.inventory("unknown.yaml", known=False)
     rb = write_runbook("""
         version: 1
@@ -55,16 +63,28 @@ def test_unknown_host_key_is_refused_then_accepted_with_the_flag(runbook_cli, wr
     assert refused.code == 1, refused.output
     assert "--accept-new-host-keys" in refused.stderr and "SHA256:" in refused.stderr
     assert not (fleet.home(0) / "trusted-marker").exists()
-    accepted = runbook_cli("run", str(rb), "-i", str(inventory), "--accept-new-host-keys")
+    accepted = runbook_cli(
+        "run", str(rb), "-i", str(inventory), "--accept-new-host-keys"
+    )
     assert accepted.code == 0, accepted.output
     assert (fleet.home(0) / "trusted-marker").exists()
-    notices = [r for r in audit_records(state_dir) if r["event"] == "notice" and r["kind"] == "hostkey.accepted"]
+    notices = [
+        r
+        for r in audit_records(state_dir)
+        if r["event"] == "notice" and r["kind"] == "hostkey.accepted"
+    ]
     assert len(notices) == 1
-    assert fleet.servers[0].host_key_fingerprint in (fleet.directory / "empty_known_hosts").read_text() or \
-        str(fleet.servers[0].port) in (fleet.directory / "empty_known_hosts").read_text()
+    assert (
+        fleet.servers[0].host_key_fingerprint
+        in (fleet.directory / "empty_known_hosts").read_text()
+        or str(fleet.servers[0].port)
+        in (fleet.directory / "empty_known_hosts").read_text()
+    )
 
 
-def test_serial_batches_run_in_order_with_a_gate(runbook_cli, write_runbook, fleet, tmp_path):
+def test_serial_batches_run_in_order_with_a_gate(
+    runbook_cli, write_runbook, fleet, tmp_path
+):
     inventory = fleet.inventory()
     log = tmp_path / "order.log"
     rb = write_runbook(f"""
@@ -90,10 +110,15 @@ def test_serial_batches_run_in_order_with_a_gate(runbook_cli, write_runbook, fle
     assert "batch plan: [1] web0  [2] web1, web2" in result.stderr
     lines = log.read_text().split()
     assert lines[:3] == ["web0-one", "web0-two", "gate"]
-    assert sorted(lines[3:5]) == ["web1-one", "web2-one"] and sorted(lines[5:]) == ["web1-two", "web2-two"]
+    assert sorted(lines[3:5]) == ["web1-one", "web2-one"] and sorted(lines[5:]) == [
+        "web1-two",
+        "web2-two",
+    ]
 
 
-def test_max_fail_percentage_lets_the_run_go_on_and_rolls_back_failed_hosts(runbook_cli, write_runbook, fleet):
+def test_max_fail_percentage_lets_the_run_go_on_and_rolls_back_failed_hosts(
+    runbook_cli, write_runbook, fleet
+):
     inventory = fleet.inventory()
     rb = write_runbook("""
         version: 1
@@ -114,12 +139,18 @@ def test_max_fail_percentage_lets_the_run_go_on_and_rolls_back_failed_hosts(runb
     summary = result.json()
     assert summary["status"] == "rolled_back"
     assert summary["hosts"]["web1"] == "failed"
-    assert (fleet.home(0) / "tolerant-after").exists() and (fleet.home(2) / "tolerant-after").exists()
-    assert not (fleet.home(1) / "tolerant-mark").exists()  # the failed host was rolled back
+    assert (fleet.home(0) / "tolerant-after").exists() and (
+        fleet.home(2) / "tolerant-after"
+    ).exists()
+    assert not (
+        fleet.home(1) / "tolerant-mark"
+    ).exists()  # the failed host was rolled back
     assert (fleet.home(0) / "tolerant-mark").exists()
 
 
-def test_remote_lock_held_by_another_run_is_exit_4_before_any_step(runbook_cli, write_runbook, fleet, tmp_path):
+def test_remote_lock_held_by_another_run_is_exit_4_before_any_step(
+    runbook_cli, write_runbook, fleet, tmp_path
+):
     inventory = fleet.inventory()
     lock_dir = fleet.home(1) / ".local/state/runbook/locks/deploy.lock"
     lock_dir.mkdir(parents=True)
@@ -151,7 +182,9 @@ def test_remote_lock_held_by_another_run_is_exit_4_before_any_step(runbook_cli, 
     assert again.code == 0, again.output
 
 
-def test_failure_rolls_back_every_changed_host_in_reverse_order(runbook_cli, write_runbook, fleet):
+def test_failure_rolls_back_every_changed_host_in_reverse_order(
+    runbook_cli, write_runbook, fleet
+):
     inventory = fleet.inventory()
     rb = write_runbook("""
         version: 1
@@ -180,7 +213,16 @@ def test_failure_rolls_back_every_changed_host_in_reverse_order(runbook_cli, wri
         if index == 1:  # the failed host: its failed step has no undo_on_failure
             assert log == ["do-one", "do-two", "do-three", "undo-two", "undo-one"]
         else:
-            assert log == ["do-one", "do-two", "do-three", "undo-three", "undo-two", "undo-one"]
-    scoped = runbook_cli("run", str(rb), "-i", str(inventory), "--rollback-scope", "failed")
+            assert log == [
+                "do-one",
+                "do-two",
+                "do-three",
+                "undo-three",
+                "undo-two",
+                "undo-one",
+            ]
+    scoped = runbook_cli(
+        "run", str(rb), "-i", str(inventory), "--rollback-scope", "failed"
+    )
     assert scoped.code == 1
     assert (fleet.home(0) / "saga.log").read_text().split()[-1] == "do-three"

@@ -5,12 +5,15 @@ from __future__ import annotations
 import http.server
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.conftest import ROOT, audit_records
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 pytestmark = pytest.mark.e2e
 
@@ -22,9 +25,12 @@ def test_hello_example_runs_right_after_install(runbook_cli):
     assert "result: succeeded" in result.stderr
 
 
-def test_every_shell_step_kind_and_templates_see_earlier_results(runbook_cli, write_runbook, tmp_path):
+def test_every_shell_step_kind_and_templates_see_earlier_results(
+    runbook_cli, write_runbook, tmp_path
+):
     target = tmp_path / "out.txt"
-    rb = write_runbook("""
+    rb = write_runbook(
+        """
         version: 1
         name: kinds
         params:
@@ -47,13 +53,21 @@ def test_every_shell_step_kind_and_templates_see_earlier_results(runbook_cli, wr
             assert:
               - steps.argv.stdout == 'a b-4'
               - vars.doubled == 4
-    """.replace("TARGET", str(target)))
+    """.replace("TARGET", str(target))
+    )
     result = runbook_cli("run", str(rb), "-e", "workers=2", "--output", "json")
     assert result.code == 0, result.output
     assert target.read_text() == "4\n"
     summary = result.json()
     assert summary["status"] == "succeeded"
-    assert [s["step"] for s in summary["steps"]] == ["shell", "argv", "remember", "write", "nap", "check"]
+    assert [s["step"] for s in summary["steps"]] == [
+        "shell",
+        "argv",
+        "remember",
+        "write",
+        "nap",
+        "check",
+    ]
     assert {s["status"] for s in summary["steps"]} <= {"ok", "changed"}
 
 
@@ -74,7 +88,9 @@ def test_failed_assert_names_the_expression_and_its_values(runbook_cli, write_ru
     assert 'steps.count.stdout = "3\\n"' in result.stderr
 
 
-def test_failed_step_shows_host_command_exit_code_and_output_tail(runbook_cli, write_runbook):
+def test_failed_step_shows_host_command_exit_code_and_output_tail(
+    runbook_cli, write_runbook
+):
     rb = write_runbook("""
         version: 1
         name: fails
@@ -106,14 +122,19 @@ def test_timeout_kills_the_whole_process_tree(runbook_cli, write_runbook, tmp_pa
     assert result.code == 1
     assert "timed out after 0.5s" in result.stderr
     pid = int(marker.read_text())
-    assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+    assert (
+        not Path(f"/proc/{pid}").exists()
+        or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+    )
 
 
 @pytest.fixture
 def http_server() -> Iterator[str]:
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            body = json.dumps({"status": "ok", "version": "1.1.0", "extra": [1, 2]}).encode()
+        def do_GET(self) -> None:
+            body = json.dumps(
+                {"status": "ok", "version": "1.1.0", "extra": [1, 2]}
+            ).encode()
             code = 200 if self.path == "/health" else 503
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
@@ -131,7 +152,9 @@ def http_server() -> Iterator[str]:
     server.server_close()
 
 
-def test_http_checks_status_body_and_json_subset(runbook_cli, write_runbook, http_server):
+def test_http_checks_status_body_and_json_subset(
+    runbook_cli, write_runbook, http_server
+):
     rb = write_runbook(f"""
         version: 1
         name: web
@@ -153,8 +176,11 @@ def test_http_checks_status_body_and_json_subset(runbook_cli, write_runbook, htt
     assert "health" in result.stderr and "version" in result.stderr
 
 
-def test_include_runs_the_other_runbooks_steps_with_its_params(runbook_cli, write_runbook, tmp_path):
-    write_runbook("""
+def test_include_runs_the_other_runbooks_steps_with_its_params(
+    runbook_cli, write_runbook, tmp_path
+):
+    write_runbook(
+        """
         version: 1
         name: child
         params:
@@ -165,7 +191,9 @@ def test_include_runs_the_other_runbooks_steps_with_its_params(runbook_cli, writ
         steps:
           - id: say
             run: echo child-{{ params.word }}
-    """, name="child.yaml")
+    """,
+        name="child.yaml",
+    )
     rb = write_runbook("""
         version: 1
         name: parent
@@ -185,7 +213,9 @@ def test_include_runs_the_other_runbooks_steps_with_its_params(runbook_cli, writ
     assert "child-parent-x" in result.stderr
 
 
-def test_copy_and_template_are_atomic_and_report_changed_only_when_different(runbook_cli, write_runbook, tmp_path):
+def test_copy_and_template_are_atomic_and_report_changed_only_when_different(
+    runbook_cli, write_runbook, tmp_path
+):
     (tmp_path / "conf.j2").write_text("port={{ params.port }}\n")
     (tmp_path / "static.txt").write_text("static\n")
     dest = tmp_path / "deploy"
@@ -237,7 +267,9 @@ def test_when_skips_and_changed_when_failed_when_judge(runbook_cli, write_runboo
     assert statuses == {"prod_only": "skipped", "grep_none": "ok", "readonly": "ok"}
 
 
-def test_approve_fails_closed_without_tty_and_passes_with_flags(runbook_cli, write_runbook, state_dir):
+def test_approve_fails_closed_without_tty_and_passes_with_flags(
+    runbook_cli, write_runbook, state_dir
+):
     rb = write_runbook("""
         version: 1
         name: gate
@@ -257,7 +289,9 @@ def test_approve_fails_closed_without_tty_and_passes_with_flags(runbook_cli, wri
     assert "went-on" in approved.stderr
     approvals = [r for r in audit_records(state_dir) if r["event"] == "approval"]
     assert [a["approved"] for a in approvals] == [False, True]
-    assert approvals[1]["operator"] == "tester@ci" and approvals[1]["via"] == "--approve"
+    assert (
+        approvals[1]["operator"] == "tester@ci" and approvals[1]["via"] == "--approve"
+    )
 
 
 def test_output_is_neutralised_before_reaching_the_terminal(runbook_cli, write_runbook):

@@ -9,11 +9,14 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from tests.conftest import audit_records
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.e2e
 
@@ -28,7 +31,9 @@ def _everything_written(state_dir: Path, tmp_path: Path, *texts: str) -> str:
     return "\n".join(parts)
 
 
-def test_secret_values_are_masked_everywhere(runbook_cli, write_runbook, state_dir, tmp_path):
+def test_secret_values_are_masked_everywhere(
+    runbook_cli, write_runbook, state_dir, tmp_path
+):
     rb = write_runbook("""
         version: 1
         name: secretive
@@ -49,9 +54,17 @@ def test_secret_values_are_masked_everywhere(runbook_cli, write_runbook, state_d
           - id: fail
             run: echo "bad {{ secrets.db_password | quote }}"; exit 2
     """)
-    result = runbook_cli("run", str(rb), "--output", "json",
-                         "--report", f"json:{tmp_path}/r.json", "--report", f"markdown:{tmp_path}/r.md",
-                         env={"DB_PASSWORD": SECRET})
+    result = runbook_cli(
+        "run",
+        str(rb),
+        "--output",
+        "json",
+        "--report",
+        f"json:{tmp_path}/r.json",
+        "--report",
+        f"markdown:{tmp_path}/r.md",
+        env={"DB_PASSWORD": SECRET},
+    )
     assert result.code == 1, result.output
     assert "password is ***" in result.stderr
     everything = _everything_written(state_dir, tmp_path, result.stdout, result.stderr)
@@ -76,7 +89,9 @@ def test_missing_secret_is_exit_2_naming_it(runbook_cli, write_runbook, state_di
     assert not (state_dir / "audit.jsonl").exists()  # nothing ran
 
 
-def test_audit_records_every_step_with_a_verifiable_chain(runbook_cli, write_runbook, state_dir):
+def test_audit_records_every_step_with_a_verifiable_chain(
+    runbook_cli, write_runbook, state_dir
+):
     rb = write_runbook("""
         version: 1
         name: audited
@@ -90,8 +105,15 @@ def test_audit_records_every_step_with_a_verifiable_chain(runbook_cli, write_run
     assert runbook_cli("run", str(rb)).code == 0
     records = audit_records(state_dir)
     events = [r["event"] for r in records[: len(records) // 2]]
-    assert events == ["run.started", "batch.started", "step.started", "step.finished", "step.started",
-                      "step.finished", "run.finished"]
+    assert events == [
+        "run.started",
+        "batch.started",
+        "step.started",
+        "step.finished",
+        "step.started",
+        "step.finished",
+        "run.finished",
+    ]
     first = records[0]
     assert first["prev_hash"] == "0" * 64
     assert first["operator"] == "tester@ci" and len(first["runbook_sha256"]) == 64
@@ -108,7 +130,9 @@ def test_audit_records_every_step_with_a_verifiable_chain(runbook_cli, write_run
     assert listing.stdout.count("succeeded") == 2
     run_id = records[0]["run_id"]
     show = runbook_cli("audit", "show", run_id)
-    assert "local two changed" in show.stdout and "run finished: succeeded" in show.stdout
+    assert (
+        "local two changed" in show.stdout and "run finished: succeeded" in show.stdout
+    )
 
 
 @pytest.mark.parametrize("tamper", ["edit", "delete", "truncate"])
@@ -134,7 +158,11 @@ def test_audit_verify_detects_tampering(runbook_cli, write_runbook, state_dir, t
         log.write_bytes(b"\n".join(lines) + b"\n")
         expected_code, expected = 1, ":4: chain broken"
     else:
-        log.write_bytes(b"\n".join(lines) + b"\n" + b'{"ts": "2026-01-01T00:00:00Z", "run_id": "x", "se')
+        log.write_bytes(
+            b"\n".join(lines)
+            + b"\n"
+            + b'{"ts": "2026-01-01T00:00:00Z", "run_id": "x", "se'
+        )
         expected_code, expected = 0, "truncated last line"
     result = runbook_cli("audit", "verify")
     assert result.code == expected_code, result.output
@@ -156,7 +184,9 @@ def audit_records_tolerant(log: Path) -> list[dict[str, object]]:
     return out
 
 
-def test_unusable_audit_log_refuses_to_start_with_exit_4(runbook_cli, write_runbook, state_dir, tmp_path):
+def test_unusable_audit_log_refuses_to_start_with_exit_4(
+    runbook_cli, write_runbook, state_dir, tmp_path
+):
     rb = write_runbook("""
         version: 1
         name: audited
@@ -172,7 +202,9 @@ def test_unusable_audit_log_refuses_to_start_with_exit_4(runbook_cli, write_runb
     assert not (tmp_path / "ran").exists()
 
 
-def test_ctrl_c_kills_the_step_runs_finally_and_records_interrupted(cli_env, write_runbook, state_dir, tmp_path):
+def test_ctrl_c_kills_the_step_runs_finally_and_records_interrupted(
+    cli_env, write_runbook, state_dir, tmp_path
+):
     rb = write_runbook(f"""
         version: 1
         name: long
@@ -185,10 +217,20 @@ def test_ctrl_c_kills_the_step_runs_finally_and_records_interrupted(cli_env, wri
           - id: cleanup
             run: touch {tmp_path}/cleaned
     """)
-    proc = subprocess.Popen([sys.executable, "-m", "runbook_engine", "run", str(rb)], env=cli_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-    _wait_for(lambda: state_dir.joinpath("audit.jsonl").exists()
-              and "step.started" in state_dir.joinpath("audit.jsonl").read_text())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runbook_engine", "run", str(rb)],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    _wait_for(
+        lambda: (
+            state_dir.joinpath("audit.jsonl").exists()
+            and "step.started" in state_dir.joinpath("audit.jsonl").read_text()
+        )
+    )
     time.sleep(0.3)
     started = time.monotonic()
     proc.send_signal(signal.SIGINT)
@@ -198,7 +240,12 @@ def test_ctrl_c_kills_the_step_runs_finally_and_records_interrupted(cli_env, wri
     assert (tmp_path / "cleaned").exists() and not (tmp_path / "never").exists()
     finished = [r for r in audit_records(state_dir) if r["event"] == "run.finished"]
     assert finished[-1]["status"] == "interrupted"
-    assert "sleep 30" not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert (
+        "sleep 30"
+        not in subprocess.run(
+            ["ps", "-eo", "args"], capture_output=True, text=True
+        ).stdout
+    )
 
 
 def _wait_for(predicate, timeout: float = 10.0) -> None:
@@ -210,7 +257,9 @@ def _wait_for(predicate, timeout: float = 10.0) -> None:
     raise AssertionError("condition not met in time")
 
 
-def test_state_dir_and_files_are_private_whatever_the_umask(runbook_cli, write_runbook, state_dir):
+def test_state_dir_and_files_are_private_whatever_the_umask(
+    runbook_cli, write_runbook, state_dir
+):
     rb = write_runbook("""
         version: 1
         name: private

@@ -26,15 +26,26 @@ steps:
     ("args", "message"),
     [
         ([], "missing required param 'version'"),
-        (["-e", "version=1.2.3", "-e", "workers=abc"], "param 'workers': must be an integer, got 'abc'"),
+        (
+            ["-e", "version=1.2.3", "-e", "workers=abc"],
+            "param 'workers': must be an integer, got 'abc'",
+        ),
         (["-e", "version=1.2"], "does not match the pattern"),
-        (["-e", "version=1.2.3", "-e", "verison=2"], "unknown param 'verison' (did you mean 'version'?)"),
-        (["-e", "version=1.2.3", "-e", "env=prod"], "must be one of 'staging', 'production'"),
+        (
+            ["-e", "version=1.2.3", "-e", "verison=2"],
+            "unknown param 'verison' (did you mean 'version'?)",
+        ),
+        (
+            ["-e", "version=1.2.3", "-e", "env=prod"],
+            "must be one of 'staging', 'production'",
+        ),
         (["-e", "version=1.2.3", "-e", "dry=maybe"], "must be a boolean"),
         (["-e", "oops"], "expected key=value"),
     ],
 )
-def test_bad_params_exit_2_naming_the_param(runbook_cli, write_runbook, tmp_path, args, message):
+def test_bad_params_exit_2_naming_the_param(
+    runbook_cli, write_runbook, tmp_path, args, message
+):
     rb = write_runbook(PARAMS_RB)
     result = runbook_cli("run", str(rb), *args)
     assert result.code == 2, result.output
@@ -43,9 +54,13 @@ def test_bad_params_exit_2_naming_the_param(runbook_cli, write_runbook, tmp_path
     assert not list(tmp_path.glob("ran-*"))
 
 
-def test_params_are_coerced_to_their_declared_types(runbook_cli, write_runbook, tmp_path):
+def test_params_are_coerced_to_their_declared_types(
+    runbook_cli, write_runbook, tmp_path
+):
     rb = write_runbook(PARAMS_RB)
-    result = runbook_cli("run", str(rb), "-e", "version=1.2.3", "-e", "workers=3", "-e", "dry=yes")
+    result = runbook_cli(
+        "run", str(rb), "-e", "version=1.2.3", "-e", "workers=3", "-e", "dry=yes"
+    )
     assert result.code == 0, result.output
     assert (tmp_path / "ran-3-True").exists()
 
@@ -84,13 +99,31 @@ def test_semantic_errors_all_reported_with_positions(runbook_cli, write_runbook)
     assert result.code == 2
     found = {(d["line"], d["column"], d["message"]) for d in json.loads(result.stdout)}
     path = str(rb)
-    assert (7, 10, "step 'first': unknown param params.verison (did you mean 'version'?)") in found
-    assert (9, 10, "step 'second': steps.third is used before step 'third' runs") in found
-    assert any(line == 11 and "unknown step steps.nope" in msg for line, _, msg in found)
-    assert any(line == 11 and "unknown secret secrets.token" in msg for line, _, msg in found)
-    assert any(line == 12 and "duplicate step id 'first' (first used at line 6)" in msg for line, _, msg in found)
+    assert (
+        7,
+        10,
+        "step 'first': unknown param params.verison (did you mean 'version'?)",
+    ) in found
+    assert (
+        9,
+        10,
+        "step 'second': steps.third is used before step 'third' runs",
+    ) in found
+    assert any(
+        line == 11 and "unknown step steps.nope" in msg for line, _, msg in found
+    )
+    assert any(
+        line == 11 and "unknown secret secrets.token" in msg for line, _, msg in found
+    )
+    assert any(
+        line == 12 and "duplicate step id 'first' (first used at line 6)" in msg
+        for line, _, msg in found
+    )
     assert any(line == 13 and "template syntax error" in msg for line, _, msg in found)
-    assert any(line == 15 and "included file 'missing.yaml' does not exist" in msg for line, _, msg in found)
+    assert any(
+        line == 15 and "included file 'missing.yaml' does not exist" in msg
+        for line, _, msg in found
+    )
     text = runbook_cli("validate", str(rb))
     assert f"{path}:7:10: step 'first': unknown param params.verison" in text.stdout
     github = runbook_cli("validate", str(rb), "--format", "github")
@@ -98,15 +131,23 @@ def test_semantic_errors_all_reported_with_positions(runbook_cli, write_runbook)
 
 
 def test_include_cycle_is_refused(runbook_cli, write_runbook):
-    write_runbook("version: 1\nname: a\nsteps:\n  - id: b\n    include: b.yaml\n", name="a.yaml")
-    rb = write_runbook("version: 1\nname: b\nsteps:\n  - id: a\n    include: a.yaml\n", name="b.yaml")
+    write_runbook(
+        "version: 1\nname: a\nsteps:\n  - id: b\n    include: b.yaml\n", name="a.yaml"
+    )
+    rb = write_runbook(
+        "version: 1\nname: b\nsteps:\n  - id: a\n    include: a.yaml\n", name="b.yaml"
+    )
     result = runbook_cli("validate", str(rb))
     assert result.code == 2
     assert "include cycle: b.yaml -> a.yaml -> b.yaml" in result.stdout
 
 
-def test_broken_runbook_never_runs_and_never_tracebacks(runbook_cli, write_runbook, tmp_path):
-    rb = write_runbook("version: 1\nname: x\nsteps:\n  - id: a\n    run: touch ran\n    retires: 3\n")
+def test_broken_runbook_never_runs_and_never_tracebacks(
+    runbook_cli, write_runbook, tmp_path
+):
+    rb = write_runbook(
+        "version: 1\nname: x\nsteps:\n  - id: a\n    run: touch ran\n    retires: 3\n"
+    )
     result = runbook_cli("run", str(rb))
     assert result.code == 2
     assert "unknown key 'retires' (did you mean 'retries'?)" in result.stderr

@@ -1,4 +1,4 @@
-# ruff: noqa: E501 - expected Markdown rows and YAML lines are compared verbatim
+
 """`runbook docs`: a runbook as a Markdown page (params, secret names, go/no-go
 checklist, step tables, Mermaid flow) and a directory as pages plus an index."""
 

@@ -10,7 +10,7 @@ from runbook_engine.secrets import Masker
 from runbook_engine.transports.base import Stream
 from runbook_engine.transports.output import StepOutput
 
-SECRET = "hunter2-it's \"quoted\""
+SECRET = 'hunter2-it\'s "quoted"'
 
 
 def test_every_recognisable_form_is_masked():
@@ -31,7 +31,11 @@ def test_short_secrets_are_not_masked_and_nothing_else_changes():
 def test_secret_split_across_chunks_is_masked_live_and_in_the_tail():
     masker = Masker([SECRET])
     shown: list[str] = []
-    output = StepOutput(masker.mask, lambda stream, text: shown.append(text), secret_margin=masker.longest)
+    output = StepOutput(
+        masker.mask,
+        lambda stream, text: shown.append(text),
+        secret_margin=masker.longest,
+    )
     data = f"before {SECRET} after\n".encode()
     for i in range(len(data)):  # one byte at a time: every possible cut
         output.write(Stream.STDOUT, data[i : i + 1])
