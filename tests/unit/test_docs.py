@@ -1,4 +1,3 @@
-
 """`runbook docs`: a runbook as a Markdown page (params, secret names, go/no-go
 checklist, step tables, Mermaid flow) and a directory as pages plus an index."""
 
