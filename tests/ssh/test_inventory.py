@@ -51,7 +51,7 @@ def test_hosts_get_defaults_overrides_and_merged_vars(fleet, tmp_path):
     assert dict(web1.vars) == {"app_dir": "/srv/app", "role": "primary"}
     assert fleet.hosts["ctl"].is_local
     assert fleet.hosts["cycle-host"].address == "cycle-host"
-    assert web1.lock_dir == ".runbook/locks"
+    assert web1.lock_dir == "~/.local/state/runbook/locks"
 
 
 def test_patterns_resolve_in_order_without_duplicates(fleet):
