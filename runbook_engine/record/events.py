@@ -8,7 +8,7 @@ fields as the record body (``record()``). Everything in an event is already mask
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
@@ -43,7 +43,9 @@ class Event:
     name: ClassVar[str]
 
     def record(self) -> dict[str, Any]:
-        return asdict(self)
+        """The event's fields as a new dict (shallow: fields hold plain data). This
+        runs several times per step, so it avoids ``dataclasses.asdict``'s deep copy."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
