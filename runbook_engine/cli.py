@@ -44,6 +44,8 @@ _INVOCATION = _Invocation()
 
 
 def main() -> None:
+    # a file size limit must fail the write (EFBIG, reported), not kill the process
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -274,6 +276,8 @@ def _execute(prepared: Prepared, kw: dict[str, Any]) -> tuple[RunReport, Any]:
         report = session.run()
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if session.state is not None and session.state.failure:
+        click.echo(f"warning: {session.state.failure}", err=True)
     _write_reports(reports, collector.records, session.run_id, session.chain_head)
     if kw.get("output") == "json":
         click.echo(
@@ -310,8 +314,11 @@ def _summary(
     }
 
 
+_FORMATS = ("json", "junit", "markdown", "html")
+
+
 def _parse_reports(values: tuple[str, ...] | list[str]) -> list[tuple[str, Path]]:
-    formats = ("json", "junit", "markdown", "html")
+    formats = _FORMATS
     parsed = []
     for value in values:
         kind, sep, path = value.partition(":")
@@ -484,11 +491,19 @@ def drill(runbook: Path, fail_at: str | None, **kw: Any) -> None:
     rollback, the checks again. PASS (exit 0) when the rollback was clean and every
     check answers as before; FAIL (exit 1) otherwise.
 
+    `--report PATH` (no FORMAT:) writes the drill report itself as JSON; the
+    run reports (FORMAT:PATH) work as for `run`.
+
     \b
     Example:
-      runbook drill runbooks/release.yaml -e version=1.2.0 --report json:drill.json
+      runbook drill runbooks/release.yaml -e version=1.2.0 --report drill.json
     """
     from .record.drill import format_drill
+
+    drill_paths = [
+        Path(v) for v in kw["reports"] if v.partition(":")[0] not in _FORMATS
+    ]
+    kw["reports"] = [v for v in kw["reports"] if v.partition(":")[0] in _FORMATS]
 
     if fail_at is None:
         from .spec.build import load_runbook
@@ -511,6 +526,10 @@ def drill(runbook: Path, fail_at: str | None, **kw: Any) -> None:
             else ExitCode.FAILED
         )
     click.echo(format_drill(report.drill), err=True)
+    for path in drill_paths:
+        record = {"event": report.drill.name, **report.drill.record()}
+        path.write_text(json.dumps(record, indent=2, default=str) + "\n")
+        click.echo(f"drill report written to {path}", err=True)
     sys.exit(ExitCode.OK if report.drill.passed else ExitCode.FAILED)
 
 

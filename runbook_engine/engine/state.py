@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,9 @@ def runs_dir(state_dir: Path) -> Path:
 
 
 class StateSink:
+    """Writes the run state. A write error (disk full) disables it, with a warning
+    in ``failure``: the audit log, not this file, decides whether the run goes on."""
+
     def __init__(self, state_dir: Path, run_id: str, masker: Masker) -> None:
         directory = runs_dir(state_dir)
         directory.mkdir(mode=0o700, exist_ok=True)
@@ -49,6 +53,7 @@ class StateSink:
         self._file = os.fdopen(fd, "a", encoding="utf-8")
         self._masker = masker
         self._lock = threading.Lock()
+        self.failure: str | None = None
 
     def emit(self, event: Event) -> None:
         if event.name not in _KEPT:
@@ -57,15 +62,25 @@ class StateSink:
         record = self._masker.mask_data(record)  # type: ignore[assignment]
         line = json.dumps(record, default=_plain, ensure_ascii=False)
         with self._lock:
-            self._file.write(line + "\n")
+            self._guarded(lambda: self._file.write(line + "\n"))
 
     def barrier(self) -> None:
         with self._lock:
-            self._file.flush()
+            self._guarded(self._file.flush)
 
     def close(self) -> None:
         with self._lock:
-            self._file.close()
+            self._guarded(self._file.close)
+
+    def _guarded(self, action: Callable[[], object]) -> None:
+        if self.failure is not None:
+            return
+        try:
+            action()
+        except OSError as exc:
+            self.failure = (
+                f"run state not saved (resume unavailable): {exc.strerror or exc}"
+            )
 
 
 def _plain(value: object) -> object:

@@ -359,7 +359,14 @@ def test_drill_passes_when_the_system_comes_back(
     """)
     report = tmp_path / "drill.json"
     result = runbook_cli(
-        "drill", str(rb), "--fail-at", "make", "--report", f"json:{tmp_path}/run.json"
+        "drill",
+        str(rb),
+        "--fail-at",
+        "make",
+        "--report",
+        str(report),
+        "--report",
+        f"json:{tmp_path}/run.json",
     )
     assert result.code == 0, result.output
     assert "drill report: PASS" in result.stderr
@@ -368,7 +375,9 @@ def test_drill_passes_when_the_system_comes_back(
     assert drill["passed"] is True and drill["steps_done"] == ["make"]
     assert drill["undos"][0]["step"] == "make"
     assert not (tmp_path / "marker").exists()
-    del report
+    written = json.loads(report.read_text())
+    assert written["passed"] is True and written["recovery_ms"] >= 0
+    assert json.loads((tmp_path / "run.json").read_text())["schema_version"] == 1
 
 
 def test_drill_with_a_broken_undo_fails_naming_what_differs(

@@ -274,3 +274,76 @@ def test_state_dir_and_files_are_private_whatever_the_umask(
         os.umask(old)
     assert state_dir.stat().st_mode & 0o777 == 0o700
     assert (state_dir / "audit.jsonl").stat().st_mode & 0o777 == 0o600
+
+
+def test_audit_write_failing_mid_run_stops_before_the_next_step_exit_3(
+    cli_env, write_runbook, state_dir, tmp_path
+):
+    import resource
+
+    steps = "".join(
+        f"  - id: s{i}\n    run: touch {tmp_path}/ran-{i}\n" for i in range(40)
+    )
+    rb = write_runbook("version: 1\nname: fills\nsteps:\n" + steps)
+
+    def small_files() -> None:  # the audit log may not grow past 6 KB: "disk full"
+        resource.setrlimit(resource.RLIMIT_FSIZE, (6000, 6000))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "runbook_engine", "run", str(rb)],
+        env=cli_env,
+        capture_output=True,
+        text=True,
+        preexec_fn=small_files,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 3, done.stderr
+    assert "audit log" in done.stderr and "cannot write" in done.stderr
+    ran = len(list(tmp_path.glob("ran-*")))
+    assert 0 < ran < 40
+    records = audit_records_tolerant(
+        state_dir / "audit.jsonl"
+    )  # the failed write is torn
+    started = [r["step"] for r in records if r["event"] == "step.started"]
+    assert ran <= len(started)  # no step ran without its durable step.started record
+
+
+def test_stale_lock_after_kill_is_reported_and_broken_by_unlock(
+    cli_env, runbook_cli, write_runbook, state_dir, tmp_path
+):
+    rb = write_runbook("""
+        version: 1
+        name: locked
+        lock: release
+        steps:
+          - id: long
+            run: sleep 30
+    """)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runbook_engine", "run", str(rb)],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        start_new_session=True,
+    )
+    _wait_for(
+        lambda: (
+            (state_dir / "audit.jsonl").exists()
+            and "step.started" in (state_dir / "audit.jsonl").read_text()
+        )
+    )
+    held = runbook_cli("run", str(rb))
+    assert held.code == 4 and "tester@ci" in held.stderr
+    os.killpg(proc.pid, signal.SIGKILL)  # the holder dies without releasing
+    proc.wait()
+    stale = runbook_cli("run", str(rb))
+    assert stale.code == 4
+    assert "stale" in stale.stderr and "runbook unlock release" in stale.stderr
+    broken = runbook_cli("unlock", "release")
+    assert broken.code == 0, broken.output
+    assert "broke lock 'release'" in broken.stderr
+    assert [r for r in audit_records(state_dir) if r["event"] == "lock.broken"]
+    fast = write_runbook(rb.read_text().replace("sleep 30", "echo done"))
+    assert runbook_cli("run", str(fast)).code == 0
