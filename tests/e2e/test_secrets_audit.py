@@ -323,8 +323,8 @@ def test_stale_lock_after_kill_is_reported_and_broken_by_unlock(
     proc = subprocess.Popen(
         [sys.executable, "-m", "runbook_engine", "run", str(rb)],
         env=cli_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         cwd=tmp_path,
         start_new_session=True,
     )
