@@ -7,9 +7,11 @@ escape sequences neutralised before it reaches the terminal.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import threading
+import time
 from typing import TYPE_CHECKING, TextIO
 
 from ..transports.base import Stream
@@ -27,6 +29,7 @@ from .events import (
     Status,
     StepFinished,
     StepRetry,
+    StepStarted,
     UndoFinished,
 )
 
@@ -73,13 +76,16 @@ class Console:
         self.out = stream or sys.stderr
         self.verbosity = verbosity
         tty = is_tty() if is_tty else self.out.isatty()
-        import os
-
         self.colour = (
             colour if colour is not None else (tty and "NO_COLOR" not in os.environ)
         )
         self._lock = threading.Lock()
         self._streamed: set[tuple[str, str]] = set()
+        # on a TTY, a live line names what is running and for how long
+        self._live_line = tty and verbosity >= 0
+        self._running: dict[tuple[str, str], float] = {}
+        self._status_shown = False
+        self._ticker: threading.Thread | None = None
 
     # -- output of commands ------------------------------------------------------------
 
@@ -131,6 +137,7 @@ class Console:
             )
 
     def _on_StepFinished(self, event: StepFinished) -> None:
+        self._done(event.host, event.step)
         failed = event.status in (Status.FAILED, Status.UNKNOWN)
         if self.verbosity < 0 and not failed:
             return
@@ -256,8 +263,39 @@ class Console:
 
     def _write(self, text: str) -> None:
         with self._lock:
+            if self._status_shown:
+                self.out.write("\r\x1b[K")
+                self._status_shown = False
             self.out.write(text)
             self.out.flush()
+
+    def _on_StepStarted(self, event: StepStarted) -> None:
+        if not self._live_line:
+            return
+        with self._lock:
+            self._running[(event.host, event.step)] = time.monotonic()
+            if self._ticker is None:
+                self._ticker = threading.Thread(target=self._tick, daemon=True)
+                self._ticker.start()
+
+    def _tick(self) -> None:
+        while True:
+            time.sleep(0.5)
+            with self._lock:
+                now = time.monotonic()
+                slow = [(k, now - t) for k, t in self._running.items() if now - t >= 1]
+                if not slow:
+                    continue
+                (host, step), elapsed = max(slow, key=lambda item: item[1])
+                more = f" (+{len(slow) - 1} more)" if len(slow) > 1 else ""
+                line = f"running {host} {step} {format_duration(elapsed)}{more}"
+                self.out.write("\r\x1b[K" + self._dim(line[:120]))
+                self.out.flush()
+                self._status_shown = True
+
+    def _done(self, host: str, step: str) -> None:
+        with self._lock:
+            self._running.pop((host, step), None)
 
     def _paint(self, key: str, text: str) -> str:
         code = _COLOURS.get(key)

@@ -331,7 +331,7 @@ class SSHTransport(Transport):
                 f"{self.where}: the server closed the connection during "
                 f"authentication ({self._cause(exc)})"
             ) from exc
-        return transport.is_authenticated()
+        return bool(transport.is_authenticated())
 
     def _identity(self, agent: paramiko.Agent) -> list[paramiko.PKey]:
         path = self.host.identity_file

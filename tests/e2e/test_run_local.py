@@ -307,3 +307,52 @@ def test_output_is_neutralised_before_reaching_the_terminal(runbook_cli, write_r
     assert "\x1b" not in result.stderr and "\x07" not in result.stderr
     assert "\\x1b]52;c;ZXZpbA==" in result.stderr
     assert "plain" in result.stderr and "binary" in result.stderr
+
+
+def _run_on_a_tty(args: list[str], env: dict[str, str]) -> str:
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runbook_engine", *args],
+        env=env,
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        close_fds=True,
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=30)
+    os.close(leader)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def test_on_a_tty_a_live_line_shows_the_running_step_and_colour_follows_no_color(
+    cli_env, write_runbook
+):
+    rb = write_runbook("""
+        version: 1
+        name: slow
+        steps:
+          - id: slow
+            run: sleep 1.6; echo done
+    """)
+    coloured_env = {k: v for k, v in cli_env.items() if k != "NO_COLOR"}
+    coloured = _run_on_a_tty(["run", str(rb)], coloured_env)
+    assert "running local slow 1." in coloured
+    assert "\x1b[32msucceeded" in coloured
+    plain = _run_on_a_tty(["run", str(rb)], cli_env)  # NO_COLOR=1
+    assert "running local slow" in plain
+    assert "\x1b[32m" not in plain and "result: succeeded" in plain
