@@ -5,7 +5,8 @@ start and only ever leaves this process inside a rendered command or env value. 
 other text (console, audit log, state, reports, errors) goes through ``Masker.mask``.
 
 Masked forms: the raw value, its shell-quoted form (``| quote``), its JSON-escaped form
-(``| tojson``, or inside a JSON document) and its URL-encoded form. A transformation the
+(``| tojson``, or inside a JSON document), its URL-encoded forms and its Python repr
+(as in an exception message or a traceback). A transformation the
 command computes itself (base64, hashing, reversing) cannot be recognised and is not
 masked: hand secrets to commands through ``env`` and do not print them.
 """
@@ -85,6 +86,7 @@ def _forms(value: str) -> set[str]:
         json.dumps(value, ensure_ascii=False)[1:-1],
         urllib.parse.quote(value, safe=""),
         urllib.parse.quote_plus(value),
+        repr(value)[1:-1],  # tracebacks and exception messages show reprs
     }
 
 

@@ -410,3 +410,44 @@ def test_start_at_begins_a_fresh_run_at_a_step(runbook_cli, write_runbook, tmp_p
     bad = runbook_cli("run", str(rb), "--start-at", "nope")
     assert bad.code == 2 and "no step 'nope'" in bad.stderr
     json.dumps(bad.stderr)
+
+
+def test_second_ctrl_c_skips_finally_but_still_records_the_interruption(
+    cli_env, write_runbook, tmp_path, state_dir
+):
+    rb = write_runbook(f"""
+        version: 1
+        name: twice
+        steps:
+          - id: long
+            run: sleep 30
+        finally:
+          - id: slow_cleanup
+            run: sleep 30; touch {tmp_path}/cleaned
+    """)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runbook_engine", "run", str(rb)],
+        env=cli_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+
+    def started(count: int) -> bool:
+        log = state_dir / "audit.jsonl"
+        return log.exists() and log.read_text().count('"step.started"') >= count
+
+    deadline = time.monotonic() + 15
+    while not started(1) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    while not started(2) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=20) == 130
+    assert not (tmp_path / "cleaned").exists()
+    finished = audit_records(state_dir)[-1]
+    assert finished["event"] == "run.finished" and finished["status"] == "interrupted"
+    assert "finally steps skipped" in finished["message"]

@@ -347,3 +347,44 @@ def test_stale_lock_after_kill_is_reported_and_broken_by_unlock(
     assert [r for r in audit_records(state_dir) if r["event"] == "lock.broken"]
     fast = write_runbook(rb.read_text().replace("sleep 30", "echo done"))
     assert runbook_cli("run", str(fast)).code == 0
+
+
+def test_internal_error_is_exit_70_with_a_masked_crash_file(
+    cli_env, write_runbook, state_dir, tmp_path
+):
+    rb = write_runbook("""
+        version: 1
+        name: buggy
+        secrets:
+          token: {env: API_TOKEN}
+        steps:
+          - id: one
+            run: "true"
+    """)
+    # stand in for a bug deep in the engine: an unexpected exception carrying a secret
+    inject = (
+        "import sys, runbook_engine.engine.session as s\n"
+        "def broken(self):\n"
+        "    raise KeyError('oops ' + self.prepared.secrets['token'])\n"
+        "s.Session.run = broken\n"
+        "from runbook_engine.cli import main\n"
+        "sys.argv = ['runbook', 'run', sys.argv[1]]\n"
+        "main()\n"
+    )
+    env = dict(cli_env, API_TOKEN=SECRET)
+    done = subprocess.run(
+        [sys.executable, "-c", inject, str(rb)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 70, done.stderr
+    assert "internal error: this is a bug in runbook" in done.stderr
+    assert "Traceback" not in done.stderr
+    crash = next(state_dir.glob("crash-*.log"))
+    assert str(crash) in done.stderr
+    text = crash.read_text()
+    assert "KeyError" in text and "oops ***" in text and SECRET not in text
+    assert crash.stat().st_mode & 0o777 == 0o600
