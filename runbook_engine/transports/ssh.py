@@ -338,7 +338,8 @@ class SSHTransport(Transport):
         if not path:
             return []
         try:
-            return [paramiko.PKey.from_path(path, passphrase=self._secret())]
+            # positional: paramiko 5 renamed the keyword (passphrase -> password)
+            return [paramiko.PKey.from_path(path, self._secret())]
         except FileNotFoundError as exc:
             raise AuthError(
                 f"{self.where}: identity file {path} does not exist"

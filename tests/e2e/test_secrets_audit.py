@@ -210,7 +210,7 @@ def test_ctrl_c_kills_the_step_runs_finally_and_records_interrupted(
         name: long
         steps:
           - id: long
-            run: "echo started; sleep 30"
+            run: "echo started; sleep 30.123"
           - id: never
             run: touch {tmp_path}/never
         finally:
@@ -241,7 +241,7 @@ def test_ctrl_c_kills_the_step_runs_finally_and_records_interrupted(
     finished = [r for r in audit_records(state_dir) if r["event"] == "run.finished"]
     assert finished[-1]["status"] == "interrupted"
     assert (
-        "sleep 30"
+        "sleep 30.123"
         not in subprocess.run(
             ["ps", "-eo", "args"], capture_output=True, text=True
         ).stdout

@@ -179,7 +179,15 @@ def test_nesting_is_bounded_without_recursion() -> None:
     assert load_yaml("rb.yaml", fine).data["a"] is not None
     # PyYAML's C composer overflows the C stack at this depth; we never use it
     found = problems("a: " + "[" * 200_000)
-    assert found == [f"1:{3 + MAX_DEPTH}: nested deeper than {MAX_DEPTH} levels"]
+    # our bound, or libyaml's own (PyYAML >= 6.0.4 stops its scanner at 1000
+    # flow levels before we see the events): refused either way, never a crash
+    assert found in (
+        [f"1:{3 + MAX_DEPTH}: nested deeper than {MAX_DEPTH} levels"],
+        [
+            "1:1003: YAML syntax error: exceeded maximum nesting depth"
+            " (while increasing flow level at line 1)"
+        ],
+    )
 
 
 def test_syntax_error_has_the_marks_position() -> None:
