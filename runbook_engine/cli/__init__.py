@@ -1,0 +1,94 @@
+"""The ``runbook`` command. The only place that prints final errors and picks exit
+codes; heavy modules are imported inside commands so ``runbook --version`` stays fast.
+
+Exit codes (one table, see ``errors.ExitCode``): 0 succeeded; 1 a step failed (any
+rollback completed); 2 invalid input, nothing ran; 3 a human must look (rollback failed
+or the audit log stopped being writable); 4 refused, nothing changed (no-go, approval
+refused, lock held, audit log unusable); 70 internal error; 130 interrupted (SIGINT);
+143 terminated (SIGTERM).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import traceback
+from typing import NoReturn
+
+import click
+
+from ..errors import ExitCode, RunbookError
+from .app import _INVOCATION, cli
+
+
+def main() -> None:
+    # a file size limit must fail the write (EFBIG, reported), not kill the process
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(ExitCode.INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(ExitCode.INVALID)
+    except RunbookError as exc:
+        _print_error(exc)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        sys.exit(ExitCode.FAILED)
+    except Exception:
+        _crash()
+    sys.exit(ExitCode.OK)
+
+
+def _print_error(exc: RunbookError) -> None:
+    diagnostics = getattr(exc, "diagnostics", None)
+    if diagnostics:
+        from ..spec.diagnostics import format_text
+
+        click.echo(format_text(diagnostics), err=True)
+        errors = sum(1 for d in diagnostics if d.severity == "error")
+        if errors:
+            click.echo(f"{errors} error(s); nothing ran", err=True)
+        return
+    message = str(exc)
+    if _INVOCATION.masker is not None:
+        message = _INVOCATION.masker.mask(message)
+    click.echo(f"error: {message}", err=True)
+
+
+def _crash() -> NoReturn:
+    text = traceback.format_exc()
+    if _INVOCATION.masker is not None:
+        text = _INVOCATION.masker.mask(text)
+    where = None
+    try:
+        from ..engine.statedir import default_state_dir, ensure_state_dir
+
+        state_dir = ensure_state_dir(_INVOCATION.state_dir or default_state_dir())
+        where = state_dir / f"crash-{_INVOCATION.run_id or os.getpid()}.log"
+        fd = os.open(
+            where, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600
+        )
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+    except Exception:
+        where = None
+    click.echo(
+        "internal error: this is a bug in runbook, not in your runbook. Nothing more"
+        " will run. Please report it with the crash file"
+        + (f": {where}" if where else " (could not write the crash file)"),
+        err=True,
+    )
+    sys.exit(ExitCode.INTERNAL)
+
+
+# register the commands
+from . import records, review, runs  # noqa: E402, F401

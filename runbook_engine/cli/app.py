@@ -1,0 +1,283 @@
+"""The ``runbook`` click group and what every command shares: the exit code table,
+the state dir option, reports. Heavy modules are imported inside commands so
+``runbook --version`` stays fast."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from .. import __version__
+from ..errors import ExitCode, InputError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..engine.executor import RunReport
+    from ..engine.session import Prepared, RunRequest
+    from ..secrets import Masker
+
+
+class _Invocation:
+    """What the crash handler needs to write a masked crash file."""
+
+    masker: Masker | None = None
+    state_dir: Path | None = None
+    run_id: str | None = None
+
+
+_INVOCATION = _Invocation()
+
+
+# -- shared options --------------------------------------------------------------------
+
+
+def _state_dir(value: str | None) -> Path:
+    from ..engine.statedir import default_state_dir
+
+    path = Path(value).expanduser() if value else default_state_dir()
+    _INVOCATION.state_dir = path
+    return path
+
+
+def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "-e",
+            "--extra",
+            "assignments",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Set a param (repeatable). Values are coerced to the declared type.",
+        ),
+        click.option(
+            "--params-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="YAML or JSON mapping of params.",
+        ),
+        click.option(
+            "-i",
+            "--inventory",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Inventory file (hosts, groups, connection settings).",
+        ),
+        click.option(
+            "--limit",
+            metavar="PATTERN",
+            help="Narrow the runbook's hosts to this pattern.",
+        ),
+        click.option(
+            "--state-dir",
+            "state_dir",
+            metavar="DIR",
+            envvar="RUNBOOK_STATE_DIR",
+            help="Audit log and run state"
+            " (default ${XDG_STATE_HOME:-~/.local/state}/runbook).",
+        ),
+        click.option(
+            "--yes", is_flag=True, help="Approve every approve: step (audited)."
+        ),
+        click.option(
+            "--approve",
+            "approve",
+            multiple=True,
+            metavar="STEP_ID",
+            help="Approve this approve: step (repeatable, audited).",
+        ),
+        click.option(
+            "--forks",
+            type=click.IntRange(1, 1000),
+            default=20,
+            show_default=True,
+            help="Hosts run in parallel.",
+        ),
+        click.option(
+            "--accept-new-host-keys",
+            is_flag=True,
+            help="Add unknown SSH host keys to known_hosts (audited)."
+            " Changed keys are always refused.",
+        ),
+        click.option(
+            "--output",
+            type=click.Choice(["text", "json"]),
+            default="text",
+            help="json: a machine-readable summary on stdout.",
+        ),
+        click.option(
+            "--report",
+            "reports",
+            multiple=True,
+            metavar="FORMAT:PATH",
+            help="Write a report: json, junit, markdown or html (repeatable).",
+        ),
+        click.option(
+            "-q", "--quiet", is_flag=True, help="Only failures and the result."
+        ),
+        click.option("-v", "--verbose", is_flag=True, help="More detail per step."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _request(runbook: Path, kw: dict[str, Any], **extra: Any) -> RunRequest:
+    from ..engine.executor import RunOptions
+    from ..engine.session import RunRequest
+    from ..spec.params import parse_assignments
+
+    options = RunOptions(forks=kw["forks"], **extra.pop("options", {}))
+    return RunRequest(
+        runbook=runbook,
+        assignments=parse_assignments(kw["assignments"]),
+        params_file=kw["params_file"],
+        inventory=kw["inventory"],
+        limit=kw["limit"],
+        state_dir=_state_dir(kw["state_dir"]),
+        options=options,
+        yes=kw["yes"],
+        approve=frozenset(kw["approve"]),
+        accept_new_host_keys=kw["accept_new_host_keys"],
+        command_line=shlex.join(["runbook", *sys.argv[1:]]),
+        **extra,
+    )
+
+
+def _verbosity(kw: dict[str, Any]) -> int:
+    return -1 if kw["quiet"] else (1 if kw["verbose"] else 0)
+
+
+EXIT_FOR_STATUS = {
+    "succeeded": ExitCode.OK,
+    "failed": ExitCode.FAILED,
+    "rolled_back": ExitCode.FAILED,
+    "rollback_failed": ExitCode.ROLLBACK_FAILED,
+    "no_go": ExitCode.NO_GO,
+    "interrupted": ExitCode.INTERRUPTED,
+}
+
+
+def exit_code_for(report: RunReport) -> ExitCode:
+    if report.audit_failed:
+        return ExitCode.ROLLBACK_FAILED
+    if report.interrupted_by == "SIGTERM":
+        return ExitCode.TERMINATED
+    return EXIT_FOR_STATUS[report.status.value]
+
+
+def _prepare(request: RunRequest) -> Prepared:
+    from ..engine.session import prepare
+
+    prepared = prepare(request)
+    _INVOCATION.masker = prepared.masker
+    return prepared
+
+
+def _execute(prepared: Prepared, kw: dict[str, Any]) -> tuple[RunReport, Any]:
+    """Run with console, collector and reports; returns the report and the collector."""
+    from ..engine.executor import Terminated
+    from ..engine.session import Session
+    from ..record.collector import Collector
+    from ..record.console import Console
+
+    reports = _parse_reports(kw.get("reports") or ())
+    console = Console(verbosity=_verbosity(kw))
+    collector = Collector(prepared.masker)
+    session = Session(prepared, sinks=[console, collector], live=console.live)
+    _INVOCATION.run_id = session.run_id
+    collector.run_id = session.run_id
+
+    def on_term(signum: int, frame: object) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        report = session.run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if session.state is not None and session.state.failure:
+        click.echo(f"warning: {session.state.failure}", err=True)
+    _write_reports(reports, collector.records, session.run_id, session.chain_head)
+    if kw.get("output") == "json":
+        click.echo(
+            json.dumps(_summary(session.run_id, report, collector.records), indent=2)
+        )
+    return report, collector
+
+
+def _summary(
+    run_id: str, report: RunReport, records: list[dict[str, Any]]
+) -> dict[str, Any]:
+    steps = [
+        {
+            "host": r["host"],
+            "step": r["step"],
+            "phase": r["phase"],
+            "status": r["status"],
+            "rc": r["rc"],
+            "attempts": r["attempt"],
+            "duration_ms": r["duration_ms"],
+        }
+        for r in records
+        if r["event"] == "step.finished"
+    ]
+    return {
+        "run_id": run_id,
+        "status": report.status.value,
+        "exit_code": int(exit_code_for(report)),
+        "duration_ms": int(report.duration * 1000),
+        "hosts": report.hosts,
+        "steps": steps,
+        "message": report.message,
+        "needs_attention": report.needs_attention,
+    }
+
+
+_FORMATS = ("json", "junit", "markdown", "html")
+
+
+def _parse_reports(values: tuple[str, ...] | list[str]) -> list[tuple[str, Path]]:
+    formats = _FORMATS
+    parsed = []
+    for value in values:
+        kind, sep, path = value.partition(":")
+        if not sep or kind not in formats or not path:
+            raise InputError(
+                f"--report {value!r}: expected FORMAT:PATH with FORMAT one of"
+                f" {', '.join(formats)}"
+            )
+        parsed.append((kind, Path(path)))
+    return parsed
+
+
+def _write_reports(
+    reports: list[tuple[str, Path]],
+    records: list[dict[str, Any]],
+    run_id: str,
+    chain_head: str | None,
+) -> None:
+    if not reports:
+        return
+    from ..record import reports as report_formats
+
+    for kind, path in reports:
+        report_formats.write(kind, path, records, chain_head=chain_head, run_id=run_id)
+        click.echo(f"report: {kind} written to {path}", err=True)
+
+
+def _finish(report: RunReport) -> NoReturn:
+    sys.exit(exit_code_for(report))
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
+@click.version_option(__version__, prog_name="runbook")
+def cli() -> None:
+    """Declarative runbooks: validate, plan, run, check, drill, resume, roll back,
+    audit."""

@@ -1,0 +1,138 @@
+"""Commands for review: validate, plan, docs, schema."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import ExitCode, InputError
+from .app import _prepare, _request, cli
+
+
+@cli.command()
+@click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path)
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "github"]),
+    default="text",
+    show_default=True,
+    help="github: GitHub Actions annotations.",
+)
+@click.option("--strict", is_flag=True, help="Lint rules too; warnings fail the check.")
+@click.option(
+    "-i",
+    "--inventory",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Check hosts: patterns against this inventory.",
+)
+def validate(
+    paths: tuple[Path, ...], fmt: str, strict: bool, inventory: Path | None
+) -> None:
+    """Check runbooks and inventories (directories are searched for *.yaml / *.yml).
+
+    Exit 0 when every file is valid, 2 otherwise.
+    """
+    from ..spec import checking
+    from ..spec.diagnostics import format_github, format_json, format_text
+
+    files = checking.expand_paths(paths)
+    diagnostics, counted = checking.check_files(
+        files, strict=strict, inventory=inventory
+    )
+    formatter = {"text": format_text, "json": format_json, "github": format_github}[fmt]
+    if diagnostics or fmt == "json":
+        click.echo(formatter(diagnostics))
+    errors = sum(1 for d in diagnostics if d.severity == "error")
+    warnings = len(diagnostics) - errors
+    if fmt == "text":
+        click.echo(
+            f"{counted} file(s) checked: {errors} error(s), {warnings} warning(s)",
+            err=True,
+        )
+    if errors or (strict and warnings):
+        sys.exit(ExitCode.INVALID)
+
+
+@cli.command()
+@click.argument(
+    "kind", type=click.Choice(["runbook", "inventory", "report"]), default="runbook"
+)
+def schema(kind: str) -> None:
+    """Print the JSON schema of runbooks (default), inventories or JSON reports."""
+    from importlib import resources
+
+    text = (
+        resources.files("runbook_engine")
+        .joinpath(f"schemas/{kind}.schema.json")
+        .read_text("utf-8")
+    )
+    click.echo(text, nl=not text.endswith("\n"))
+
+
+@cli.command()
+@click.argument("runbook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-e", "--extra", "assignments", multiple=True, metavar="KEY=VALUE")
+@click.option("--params-file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-i", "--inventory", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--limit", metavar="PATTERN")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown"]),
+    default="text",
+    show_default=True,
+)
+@click.option("--accept-new-host-keys", is_flag=True)
+def plan(runbook: Path, fmt: str, **kw: Any) -> None:
+    """Show what RUNBOOK would run where, rendered as far as possible. Changes
+    nothing (steps marked safe: true really run, to render later steps).
+
+    \b
+    Example:
+      runbook plan runbooks/release.yaml -e version=1.1.0 --format markdown
+    """
+    from ..engine.session import plan_runbook
+    from ..record.planview import format_plan
+
+    kw.update(state_dir=None, yes=False, approve=(), forks=20)
+    request = _request(runbook, kw)
+    prepared = _prepare(request)
+    click.echo(format_plan(prepared, plan_runbook(prepared), fmt))
+
+
+@cli.command()
+@click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path)
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path),
+    metavar="FILE|DIR",
+    help="A file (one runbook) or a directory (one page each + index.md).",
+)
+def docs(paths: tuple[Path, ...], output: Path | None) -> None:
+    """Render runbooks as Markdown for review: params, secret names, go/no-go
+    checklist, steps, rollback and a Mermaid flowchart.
+
+    \b
+    Examples:
+      runbook docs runbooks/release.yaml
+      runbook docs runbooks/ --output docs/runbooks/
+    """
+    from ..record.docs import render_docs, write_docs
+    from ..spec.build import load_runbook
+
+    if output is None:
+        if len(paths) != 1 or not paths[0].is_file():
+            raise InputError("runbook docs DIR needs --output DIR")
+        click.echo(render_docs(load_runbook(paths[0])), nl=False)
+        return
+    for written in write_docs(list(paths), output):
+        click.echo(f"wrote {written}", err=True)
