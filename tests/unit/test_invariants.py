@@ -1,0 +1,124 @@
+"""Invariants of the code base that keep it easy to change (httpx-style)."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import runbook_engine
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "runbook_engine"
+
+# each third-party library is imported in one named place, so mapping or swapping it
+# stays a local change
+ALLOWED_IMPORTERS = {
+    "yaml": {"spec/loader.py"},
+    "jsonschema": {"spec/schema.py"},
+    "jinja2": {"engine/render.py", "spec/lint.py"},
+    "paramiko": {"transports/ssh.py", "spec/inventory.py"},
+    "tenacity": {"engine/retries.py"},
+    "click": {
+        "cli/__init__.py",
+        "cli/app.py",
+        "cli/runs.py",
+        "cli/review.py",
+        "cli/records.py",
+    },
+}
+
+
+def _imported_roots(path: Path) -> set[str]:
+    roots = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_each_third_party_library_is_imported_in_its_named_place_only():
+    found: dict[str, set[str]] = {name: set() for name in ALLOWED_IMPORTERS}
+    for path in PACKAGE.rglob("*.py"):
+        for root in _imported_roots(path) & set(ALLOWED_IMPORTERS):
+            found[root].add(path.relative_to(PACKAGE).as_posix())
+    for library, importers in found.items():
+        assert importers <= ALLOWED_IMPORTERS[library], (
+            f"{library} imported by {importers}"
+        )
+
+
+def test_transports_never_import_the_engine_or_the_spec_layers_above_them():
+    for path in (PACKAGE / "transports").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level >= 2:
+                assert node.module is None or not node.module.startswith(
+                    ("engine", "cli", "record")
+                ), f"{path.name} imports {node.module}"
+
+
+def test_packaged_schemas_are_byte_identical_to_the_top_level_ones():
+    top = sorted(p.name for p in (ROOT / "schemas").glob("*.json"))
+    packaged = sorted(p.name for p in (PACKAGE / "schemas").glob("*.json"))
+    assert top == packaged and "runbook.schema.json" in top
+    for name in top:
+        assert (ROOT / "schemas" / name).read_bytes() == (
+            PACKAGE / "schemas" / name
+        ).read_bytes(), name
+
+
+def _properties_without_description(node: object, where: str) -> list[str]:
+    missing: list[str] = []
+    if isinstance(node, dict):
+        if where.rsplit(".", 1)[-1] in ("if", "then", "else"):
+            return missing  # conditional blocks constrain properties documented above
+        for name, sub in (node.get("properties") or {}).items():
+            if isinstance(sub, dict) and "description" not in sub:
+                missing.append(f"{where}.{name}")
+        for key, value in node.items():
+            missing += _properties_without_description(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            missing += _properties_without_description(value, f"{where}[{index}]")
+    return missing
+
+
+def test_every_schema_property_has_a_description_for_editors():
+    for path in (ROOT / "schemas").glob("*.json"):
+        assert (
+            _properties_without_description(json.loads(path.read_text()), path.name)
+            == []
+        )
+
+
+def test_every_yaml_file_in_the_repo_names_its_schema_for_editors():
+    skip = {".venv", "node_modules", ".git"}
+    missing = []
+    for path in ROOT.rglob("*.y*ml"):
+        if skip & set(path.parts) or path.suffix not in (".yaml", ".yml"):
+            continue
+        # in the leading comment block (test cases put their `# expect:` lines first)
+        lines = path.read_text(errors="replace").splitlines()
+        head = [
+            line
+            for line in lines[
+                : next(
+                    (i for i, l in enumerate(lines) if not l.startswith("#")),
+                    len(lines),
+                )
+            ]
+        ]
+        if not any(
+            line.startswith("# yaml-language-server: $schema=") for line in head
+        ):
+            missing.append(str(path.relative_to(ROOT)))
+    assert missing == []
+
+
+def test_public_api_is_sorted_and_importable():
+    assert runbook_engine.__all__ == sorted(runbook_engine.__all__)
+    for name in runbook_engine.__all__:
+        assert hasattr(runbook_engine, name)
