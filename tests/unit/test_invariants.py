@@ -102,15 +102,10 @@ def test_every_yaml_file_in_the_repo_names_its_schema_for_editors():
             continue
         # in the leading comment block (test cases put their `# expect:` lines first)
         lines = path.read_text(errors="replace").splitlines()
-        head = [
-            line
-            for line in lines[
-                : next(
-                    (i for i, l in enumerate(lines) if not l.startswith("#")),
-                    len(lines),
-                )
-            ]
-        ]
+        body = next(
+            (i for i, text in enumerate(lines) if not text.startswith("#")), len(lines)
+        )
+        head = lines[:body]
         if not any(
             line.startswith("# yaml-language-server: $schema=") for line in head
         ):
