@@ -162,22 +162,56 @@ def references(
     source: str, *, expression: bool
 ) -> tuple[set[str], set[tuple[str, str]]]:
     """(undeclared top-level names, {(root, key)} for ``root.key`` / ``root['key']``).
-    Raises TemplateSyntaxError for a broken template."""
-    from jinja2 import meta
-
+    Raises TemplateSyntaxError for a broken template. One walk of the AST (jinja's
+    ``meta.find_undeclared_variables`` compiles the template, ten times slower)."""
+    if not expression:
+        simple = _simple_references(source)
+        if simple is not None:
+            return simple
     tree = parse_expression(source) if expression else parse_template(source)
-    undeclared = set(meta.find_undeclared_variables(tree))
+    loaded: set[str] = set()
+    stored: set[str] = set()
     refs: set[tuple[str, str]] = set()
-    for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        assert isinstance(node, nodes.Getattr | nodes.Getitem)
-        base = node.node
-        if not isinstance(base, nodes.Name) or base.name not in ROOTS:
-            continue
-        if isinstance(node, nodes.Getattr):
-            refs.add((base.name, node.attr))
-        elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
-            refs.add((base.name, node.arg.value))
-    return undeclared, refs
+    stack: list[nodes.Node] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, nodes.Name):
+            (stored if node.ctx in ("store", "param") else loaded).add(node.name)
+        elif isinstance(node, nodes.Getattr | nodes.Getitem):
+            _reference(node, refs)
+        stack.extend(node.iter_child_nodes())
+    return loaded - stored, refs
+
+
+# `{{ a.b.c }}` or `{{ a.b | f | g }}`: most templates in runbooks look like this
+_SIMPLE_PIECE = re.compile(
+    r"\{\{\s*(?P<path>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*(?:\|\s*[A-Za-z_]\w*\s*)*\}\}"
+)
+
+
+def _simple_references(
+    source: str,
+) -> tuple[set[str], set[tuple[str, str]]] | None:
+    """The references of a template made only of text and simple ``{{ a.b | f }}``
+    pieces, without parsing it (a tenth of the cost); None for anything else."""
+    if "{%" in source or "{#" in source:
+        return None
+    paths = [m.group("path").split(".") for m in _SIMPLE_PIECE.finditer(source)]
+    if "{{" in _SIMPLE_PIECE.sub("", source):
+        return None
+    names = {parts[0] for parts in paths}
+    refs = {(p[0], p[1]) for p in paths if len(p) > 1 and p[0] in ROOTS}
+    return names, refs
+
+
+def _reference(node: nodes.Getattr | nodes.Getitem, refs: set[tuple[str, str]]) -> None:
+    base = node.node
+    if not isinstance(base, nodes.Name) or base.name not in ROOTS:
+        return
+    if isinstance(node, nodes.Getattr):
+        refs.add((base.name, node.attr))
+    elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+        refs.add((base.name, node.arg.value))
 
 
 def known_globals() -> frozenset[str]:

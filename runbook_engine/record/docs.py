@@ -327,7 +327,7 @@ def _rollback_path(
 def _runbook_files(paths: Iterable[Path]) -> list[Path]:
     from ..spec.checking import expand_paths, kind_of
 
-    return [path for path in expand_paths(paths) if kind_of(path) == "runbook"]
+    return [path for path in expand_paths(paths) if kind_of(path)[0] == "runbook"]
 
 
 def _page_names(runbooks: list[Runbook]) -> list[str]:

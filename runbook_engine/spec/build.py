@@ -49,10 +49,11 @@ def load_runbook(path: str | Path) -> Runbook:
     return runbook
 
 
-def check_runbook(path: str | Path) -> list[Diagnostic]:
-    """Every diagnostic for one runbook file (and its includes); [] when valid."""
+def check_runbook(path: str | Path, doc: Document | None = None) -> list[Diagnostic]:
+    """Every diagnostic for one runbook file (and its includes); [] when valid.
+    ``doc`` is the file already loaded, if the caller has it."""
     builder = _Builder()
-    builder.build_root(Path(path))
+    builder.build_root(Path(path), doc)
     return builder.diagnostics
 
 
@@ -63,9 +64,9 @@ class _Builder:
         self.secret_origin: dict[str, str] = {}
         self.includes: list[str] = []
 
-    def _load(self, path: Path) -> Document | None:
+    def _load(self, path: Path, doc: Document | None = None) -> Document | None:
         try:
-            doc = load_yaml(path)
+            doc = doc or load_yaml(path)
         except InputError as exc:
             self.diagnostics.extend(
                 exc.diagnostics or [Diagnostic(str(path), 1, 1, str(exc))]
@@ -79,8 +80,10 @@ class _Builder:
         self.diagnostics.extend(check_document(doc.data, doc.positions, doc.text))
         return doc
 
-    def build_root(self, path: Path) -> Runbook | None:
-        doc = self._load(path)
+    def build_root(
+        self, path: Path, preloaded: Document | None = None
+    ) -> Runbook | None:
+        doc = self._load(path, preloaded)
         if doc is None:
             return None
         data = doc.data
