@@ -88,3 +88,34 @@ def write_runbook(tmp_path: Path) -> Callable[..., Path]:
 def audit_records(state_dir: Path) -> list[dict[str, object]]:
     path = state_dir / "audit.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def start_run(
+    env: dict[str, str], cwd: Path, *args: str, new_session: bool = False
+) -> subprocess.Popen[str]:
+    """`runbook ARGS` in the background, the way an operator's terminal runs it;
+    read its output with ``communicate``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "runbook_engine", *args],
+        env=env,
+        cwd=cwd,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=new_session,
+    )
+
+
+def wait_for_steps(state_dir: Path, count: int, timeout: float = 15.0) -> None:
+    """Until ``count`` step.started records are durable in the audit log (and a
+    moment more, so the command itself is running)."""
+    import time
+
+    log = state_dir / "audit.jsonl"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.exists() and log.read_text().count('"step.started"') >= count:
+            time.sleep(0.3)
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{count} step(s) did not start within {timeout}s")

@@ -46,84 +46,93 @@ def _state_dir(value: str | None) -> Path:
     return path
 
 
-def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
-        click.option(
-            "-e",
-            "--extra",
-            "assignments",
-            multiple=True,
-            metavar="KEY=VALUE",
-            help="Set a param (repeatable). Values are coerced to the declared type.",
-        ),
-        click.option(
-            "--params-file",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="YAML or JSON mapping of params.",
-        ),
-        click.option(
-            "-i",
-            "--inventory",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="Inventory file (hosts, groups, connection settings).",
-        ),
-        click.option(
-            "--limit",
-            metavar="PATTERN",
-            help="Narrow the runbook's hosts to this pattern.",
-        ),
-        click.option(
-            "--state-dir",
-            "state_dir",
-            metavar="DIR",
-            envvar="RUNBOOK_STATE_DIR",
-            help="Audit log and run state"
-            " (default ${XDG_STATE_HOME:-~/.local/state}/runbook).",
-        ),
-        click.option(
-            "--yes", is_flag=True, help="Approve every approve: step (audited)."
-        ),
-        click.option(
-            "--approve",
-            "approve",
-            multiple=True,
-            metavar="STEP_ID",
-            help="Approve this approve: step (repeatable, audited).",
-        ),
-        click.option(
-            "--forks",
-            type=click.IntRange(1, 1000),
-            default=20,
-            show_default=True,
-            help="Hosts run in parallel.",
-        ),
-        click.option(
-            "--accept-new-host-keys",
-            is_flag=True,
-            help="Add unknown SSH host keys to known_hosts (audited)."
-            " Changed keys are always refused.",
-        ),
-        click.option(
-            "--output",
-            type=click.Choice(["text", "json"]),
-            default="text",
-            help="json: a machine-readable summary on stdout.",
-        ),
-        click.option(
-            "--report",
-            "reports",
-            multiple=True,
-            metavar="FORMAT:PATH",
-            help="Write a report: json, junit, markdown or html (repeatable).",
-        ),
-        click.option(
-            "-q", "--quiet", is_flag=True, help="Only failures and the result."
-        ),
-        click.option("-v", "--verbose", is_flag=True, help="More detail per step."),
-    ]
+_INPUT_OPTIONS = [
+    click.option(
+        "-e",
+        "--extra",
+        "assignments",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Set a param (repeatable). Values are coerced to the declared type.",
+    ),
+    click.option(
+        "--params-file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="YAML or JSON mapping of params.",
+    ),
+    click.option(
+        "-i",
+        "--inventory",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Inventory file (hosts, groups, connection settings).",
+    ),
+    click.option(
+        "--limit",
+        metavar="PATTERN",
+        help="Narrow the runbook's hosts to this pattern.",
+    ),
+    click.option(
+        "--forks",
+        type=click.IntRange(1, 1000),
+        default=20,
+        show_default=True,
+        help="Hosts run in parallel.",
+    ),
+    click.option(
+        "--accept-new-host-keys",
+        is_flag=True,
+        help="Add unknown SSH host keys to known_hosts (audited)."
+        " Changed keys are always refused.",
+    ),
+]
+# what any command that runs steps takes, including resume and rollback
+_SESSION_OPTIONS = [
+    click.option(
+        "--state-dir",
+        "state_dir",
+        metavar="DIR",
+        envvar="RUNBOOK_STATE_DIR",
+        help="Audit log and run state"
+        " (default ${XDG_STATE_HOME:-~/.local/state}/runbook).",
+    ),
+    click.option("--yes", is_flag=True, help="Approve every approve: step (audited)."),
+    click.option(
+        "--approve",
+        "approve",
+        multiple=True,
+        metavar="STEP_ID",
+        help="Approve this approve: step (repeatable, audited).",
+    ),
+    click.option(
+        "--output",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        help="json: a machine-readable summary on stdout.",
+    ),
+    click.option(
+        "--report",
+        "reports",
+        multiple=True,
+        metavar="FORMAT:PATH",
+        help="Write a report: json, junit, markdown or html (repeatable).",
+    ),
+    click.option("-q", "--quiet", is_flag=True, help="Only failures and the result."),
+    click.option("-v", "--verbose", is_flag=True, help="More detail per step."),
+]
+
+
+def _apply(options: list[Any], func: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def _run_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    return _apply(_INPUT_OPTIONS + _SESSION_OPTIONS, func)
+
+
+def _session_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    return _apply(_SESSION_OPTIONS, func)
 
 
 def _request(runbook: Path, kw: dict[str, Any], **extra: Any) -> RunRequest:

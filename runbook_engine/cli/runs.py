@@ -22,6 +22,7 @@ from .app import (
     _prepare,
     _request,
     _run_options,
+    _session_options,
     _state_dir,
     cli,
     exit_code_for,
@@ -141,13 +142,7 @@ def drill(runbook: Path, fail_at: str | None, **kw: Any) -> None:
 @click.option(
     "--force", is_flag=True, help="Resume even though the runbook file changed since."
 )
-@click.option("--state-dir", "state_dir", metavar="DIR", envvar="RUNBOOK_STATE_DIR")
-@click.option("--yes", is_flag=True)
-@click.option("--approve", "approve", multiple=True, metavar="STEP_ID")
-@click.option("--output", type=click.Choice(["text", "json"]), default="text")
-@click.option("--report", "reports", multiple=True, metavar="FORMAT:PATH")
-@click.option("-q", "--quiet", is_flag=True)
-@click.option("-v", "--verbose", is_flag=True)
+@_session_options
 def resume(run_id: str, force: bool, **kw: Any) -> None:
     """Continue a failed or interrupted run from the first unfinished step on each
     host, under a new run id linked to the old one. Secrets are read again."""
@@ -163,13 +158,7 @@ def resume(run_id: str, force: bool, **kw: Any) -> None:
     is_flag=True,
     help="Roll back even though the runbook file changed since.",
 )
-@click.option("--state-dir", "state_dir", metavar="DIR", envvar="RUNBOOK_STATE_DIR")
-@click.option("--yes", is_flag=True)
-@click.option("--approve", "approve", multiple=True, metavar="STEP_ID")
-@click.option("--output", type=click.Choice(["text", "json"]), default="text")
-@click.option("--report", "reports", multiple=True, metavar="FORMAT:PATH")
-@click.option("-q", "--quiet", is_flag=True)
-@click.option("-v", "--verbose", is_flag=True)
+@_session_options
 def rollback_run(run_id: str, force: bool, **kw: Any) -> None:
     """Run the undos of what run RUN_ID completed, newest first, then the runbook's
     rollback steps."""

@@ -166,6 +166,17 @@ def explain_plain_scalar(text: str, value: object) -> str:
     )
 
 
+def describe_value(value: object) -> str:
+    """ "the number 493", "the string 'x'", "a list": a value as messages name it."""
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return _reading(value)
+
+
 def _reading(value: object) -> str:
     if value is None:
         return "null"

@@ -28,7 +28,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any, Final
 
 from .diagnostics import Diagnostic
-from .loader import explain_plain_scalar
+from .loader import describe_value, explain_plain_scalar
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
@@ -494,20 +494,7 @@ def _join(items: Sequence[str], word: str) -> str:
     return f"{', '.join(items[:-1])} {word} {items[-1]}"
 
 
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"the boolean {str(value).lower()}"
-    if isinstance(value, int | float):
-        return f"the number {value!r}"
-    if isinstance(value, str):
-        return f"the string {value!r}"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return f"a {type(value).__name__}"
+_kind = describe_value
 
 
 def _show(value: object) -> str:

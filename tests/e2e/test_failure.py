@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.conftest import audit_records
+from tests.conftest import audit_records, start_run, wait_for_steps
 
 pytestmark = pytest.mark.e2e
 
@@ -278,21 +276,8 @@ def test_resume_after_sigint_skips_completed_steps(
           - id: three
             run: echo three >> {tmp_path}/count
     """)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runbook_engine", "run", str(rb)],
-        env=cli_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-    )
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        log = state_dir / "audit.jsonl"
-        if log.exists() and log.read_text().count('"step.started"') >= 2:
-            break
-        time.sleep(0.05)
-    time.sleep(0.3)
+    proc = start_run(cli_env, tmp_path, "run", str(rb))
+    wait_for_steps(state_dir, 2)
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=20)
     assert proc.returncode == 130
@@ -316,21 +301,8 @@ def test_sigterm_exits_143_and_rollback_run_id_undoes_what_it_completed(
           - id: slow
             run: sleep 30
     """)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runbook_engine", "run", str(rb)],
-        env=cli_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-    )
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        log = state_dir / "audit.jsonl"
-        if log.exists() and log.read_text().count('"step.started"') >= 2:
-            break
-        time.sleep(0.05)
-    time.sleep(0.3)
+    proc = start_run(cli_env, tmp_path, "run", str(rb))
+    wait_for_steps(state_dir, 2)
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=20)
     assert proc.returncode == 143
@@ -425,28 +397,14 @@ def test_second_ctrl_c_skips_finally_but_still_records_the_interruption(
           - id: slow_cleanup
             run: sleep 30; touch {tmp_path}/cleaned
     """)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runbook_engine", "run", str(rb)],
-        env=cli_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=tmp_path,
-    )
+    proc = start_run(cli_env, tmp_path, "run", str(rb))
 
-    def started(count: int) -> bool:
-        log = state_dir / "audit.jsonl"
-        return log.exists() and log.read_text().count('"step.started"') >= count
-
-    deadline = time.monotonic() + 15
-    while not started(1) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)
+    wait_for_steps(state_dir, 1)
     proc.send_signal(signal.SIGINT)
-    while not started(2) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.3)
+    wait_for_steps(state_dir, 2)
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=20) == 130
+    proc.communicate(timeout=20)
+    assert proc.returncode == 130
     assert not (tmp_path / "cleaned").exists()
     finished = audit_records(state_dir)[-1]
     assert finished["event"] == "run.finished" and finished["status"] == "interrupted"

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.conftest import audit_records
+from tests.conftest import audit_records, start_run, wait_for_steps
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -217,21 +217,8 @@ def test_ctrl_c_kills_the_step_runs_finally_and_records_interrupted(
           - id: cleanup
             run: touch {tmp_path}/cleaned
     """)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runbook_engine", "run", str(rb)],
-        env=cli_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-    )
-    _wait_for(
-        lambda: (
-            state_dir.joinpath("audit.jsonl").exists()
-            and "step.started" in state_dir.joinpath("audit.jsonl").read_text()
-        )
-    )
-    time.sleep(0.3)
+    proc = start_run(cli_env, tmp_path, "run", str(rb))
+    wait_for_steps(state_dir, 1)
     started = time.monotonic()
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=20)
@@ -246,15 +233,6 @@ def test_ctrl_c_kills_the_step_runs_finally_and_records_interrupted(
             ["ps", "-eo", "args"], capture_output=True, text=True
         ).stdout
     )
-
-
-def _wait_for(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_state_dir_and_files_are_private_whatever_the_umask(
@@ -320,24 +298,12 @@ def test_stale_lock_after_kill_is_reported_and_broken_by_unlock(
           - id: long
             run: sleep 30
     """)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "runbook_engine", "run", str(rb)],
-        env=cli_env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=tmp_path,
-        start_new_session=True,
-    )
-    _wait_for(
-        lambda: (
-            (state_dir / "audit.jsonl").exists()
-            and "step.started" in (state_dir / "audit.jsonl").read_text()
-        )
-    )
+    proc = start_run(cli_env, tmp_path, "run", str(rb), new_session=True)
+    wait_for_steps(state_dir, 1)
     held = runbook_cli("run", str(rb))
     assert held.code == 4 and "tester@ci" in held.stderr
     os.killpg(proc.pid, signal.SIGKILL)  # the holder dies without releasing
-    proc.wait()
+    proc.communicate()
     stale = runbook_cli("run", str(rb))
     assert stale.code == 4
     assert "stale" in stale.stderr and "runbook unlock release" in stale.stderr
