@@ -113,8 +113,8 @@ def drill(runbook: Path, fail_at: str | None, **kw: Any) -> None:
         from ..spec.build import load_runbook
         from ..spec.model import Phase
 
-        steps = load_runbook(runbook).steps_of(Phase.STEPS)
-        fail_at = steps[-1].id
+        loaded = load_runbook(runbook)
+        fail_at = [*loaded.steps_of(Phase.STEPS), *loaded.steps_of(Phase.VERIFY)][-1].id
     request = _request(runbook, kw, options={"fail_at": fail_at}, mode="drill")
     report, _ = _execute(_prepare(request), kw)
     if report.drill is None:

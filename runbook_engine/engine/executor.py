@@ -198,7 +198,7 @@ class Executor:
                         "name": step.title,
                         "host": result.host,
                         "status": result.status.value,
-                        "message": result.message or "",
+                        "message": _check_message(result),
                     }
                 )
         return rows
@@ -586,6 +586,17 @@ def _batch_size(spec: int | str, total: int) -> int:
     if isinstance(spec, str) and spec.endswith("%"):
         return max(1, math.ceil(total * float(spec[:-1]) / 100))
     return max(1, int(spec))
+
+
+def _check_message(result: StepResult) -> str:
+    """What a go/no-go row says: the failure and the check's own last words."""
+    message = result.message or ""
+    if result.ok:
+        return message
+    said = (result.stderr.strip() or result.stdout.strip()).splitlines()
+    if said and said[-1] not in message:
+        return f"{message}: {said[-1][:200]}" if message else said[-1][:200]
+    return message
 
 
 def _short(text: str, lines: int = 10) -> str:

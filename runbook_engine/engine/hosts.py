@@ -48,13 +48,24 @@ class HostState:
 
     def record(self, step: Step, result: StepResult, *, in_saga: bool) -> None:
         self.results[step.id] = result
-        self._views.setdefault(step.scope.prefix, {})[step.local_id] = result.view()
+        self._scope_views(step.scope)[step.local_id] = result.view()
         if result.set_vars:
             self._vars.setdefault(step.scope.prefix, {}).update(result.set_vars)
         if result.changed:
             self.changed = True
         if in_saga:
             self.saga.append((step, result))
+
+    def _scope_views(self, scope: Scope) -> dict[str, Any]:
+        """``steps`` of one scope; an included runbook's are also the including
+        runbook's ``steps.<include id>`` (the same mapping, so it stays current)."""
+        views = self._views.get(scope.prefix)
+        if views is None:
+            views = self._views[scope.prefix] = {}
+            if scope.parent is not None:
+                include_id = scope.prefix[len(scope.parent.prefix) : -1]
+                self._scope_views(scope.parent)[include_id] = views
+        return views
 
 
 class ContextBuilder:
@@ -89,7 +100,7 @@ class ContextBuilder:
             "vars": host._vars.get(scope.prefix, {}),
             "secrets": self.secrets,
             "env": self.env,
-            "steps": host._views.setdefault(scope.prefix, {}),
+            "steps": host._scope_views(scope),
             "host": {
                 "name": host.name,
                 "address": host.address,

@@ -34,7 +34,8 @@ def format_plan(prepared: Any, planned: list[PlannedStep], fmt: str) -> str:
         for line in prepared.masker.mask(item.action).splitlines() or [""]:
             lines.append(f"      {line}")
         if item.undo:
-            lines.append(f"      undo: {prepared.masker.mask(item.undo)}")
+            undo = prepared.masker.mask(item.undo).replace("\n", "\n            ")
+            lines.append(f"      undo: {undo}")
     return "\n".join(lines)
 
 

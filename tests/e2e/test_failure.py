@@ -409,3 +409,22 @@ def test_second_ctrl_c_skips_finally_but_still_records_the_interruption(
     finished = audit_records(state_dir)[-1]
     assert finished["event"] == "run.finished" and finished["status"] == "interrupted"
     assert "finally steps skipped" in finished["message"]
+
+
+def test_a_failed_check_shows_its_last_words_in_the_go_no_go_table(
+    runbook_cli, write_runbook
+):
+    rb = write_runbook("""
+        version: 1
+        name: words
+        preconditions:
+          - id: secret_fit
+            name: JWT secret fit for production
+            run: echo "JWT_SECRET is 12 characters, need 32" >&2; exit 1
+        steps:
+          - id: s
+            run: "true"
+    """)
+    result = runbook_cli("check", str(rb))
+    assert result.code == 4
+    assert "exit code 1: JWT_SECRET is 12 characters, need 32" in result.stderr

@@ -356,3 +356,27 @@ def test_on_a_tty_a_live_line_shows_the_running_step_and_colour_follows_no_color
     plain = _run_on_a_tty(["run", str(rb)], cli_env)  # NO_COLOR=1
     assert "running local slow" in plain
     assert "\x1b[32m" not in plain and "result: succeeded" in plain
+
+
+def test_the_including_runbook_reads_included_step_results(runbook_cli, write_runbook):
+    write_runbook(
+        """
+        version: 1
+        name: child
+        steps:
+          - id: probe
+            argv: [echo, '{"x": 41}']
+    """,
+        name="child.yaml",
+    )
+    rb = write_runbook("""
+        version: 1
+        name: parent
+        steps:
+          - id: inc
+            include: child.yaml
+          - id: use
+            assert: ["steps.inc.probe.json.x + 1 == 42"]
+    """)
+    result = runbook_cli("run", str(rb))
+    assert result.code == 0, result.output
