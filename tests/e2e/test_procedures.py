@@ -1,0 +1,418 @@
+"""The real procedures in runbooks/ against the real example service: releases,
+automatic rollback of a broken release, no-go in production, admin bootstrap, the
+rollback drill, rollback.yaml and a rolling release over SSH to two sshd hosts.
+
+Every test has its own deploy root, port and state dir, and stops the service
+processes it started (``servicectl stop``) in a finalizer."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.conftest import ROOT, audit_records
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from tests.conftest import Result
+    from tests.e2e.conftest import Fleet
+
+pytestmark = pytest.mark.e2e
+
+RUNBOOKS = ROOT / "runbooks"
+SERVICECTL = ROOT / "examples" / "service" / "servicectl.py"
+STRONG_SECRET = "Zq8vN3pK7xW2mR5tY9bL4cH6jF1gD0sA-prod"
+ADMIN_PASSWORD = "a-long-admin-password-42"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop_service(root: Path) -> None:
+    if (root / "run").is_dir():
+        subprocess.run(
+            [sys.executable, str(SERVICECTL), "--root", str(root), "stop"],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+
+
+class Target:
+    """One deploy root on the local machine, with its port."""
+
+    def __init__(self, root: Path, port: int) -> None:
+        self.root = root
+        self.port = port
+
+    @property
+    def params(self) -> list[str]:
+        return ["-e", f"root={self.root}", "-e", f"port={self.port}"]
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def get(self, path: str, token: str | None = None) -> tuple[int, Any]:
+        return http(self.url(path), token=token)
+
+    def post(
+        self, path: str, body: object, token: str | None = None
+    ) -> tuple[int, Any]:
+        return http(self.url(path), body=body, token=token)
+
+    def schema_version(self) -> int:
+        conn = sqlite3.connect(f"file:{self.root / 'app.db'}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        finally:
+            conn.close()
+        return int(row[0] or 0)
+
+    def current(self) -> str:
+        return (self.root / "current").readlink().name
+
+    def last_good(self) -> str:
+        return (self.root / "state" / "last_good").read_text().strip()
+
+    def login(self, email: str, password: str) -> str:
+        status, body = self.post("/login", {"email": email, "password": password})
+        assert status == 200, body
+        return str(body["token"])
+
+    def new_user_token(self, email: str) -> str:
+        status, body = self.post(
+            "/register", {"email": email, "password": "pw-12345678"}
+        )
+        assert status == 201, body
+        return self.login(email, "pw-12345678")
+
+
+def http(url: str, *, body: object = None, token: str | None = None) -> tuple[int, Any]:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.load(answer)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(cli_env: dict[str, str]) -> None:
+    """The procedures read these from the operator's environment: start without."""
+    for name in ("JWT_SECRET", "BOOTSTRAP_ADMIN_PASSWORD", "RUNBOOK_DEMO_PORT"):
+        cli_env.pop(name, None)
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> Iterator[Target]:
+    deployed = Target(tmp_path / "srv", free_port())
+    try:
+        yield deployed
+    finally:
+        stop_service(deployed.root)
+
+
+@pytest.fixture
+def rb(runbook_cli: Callable[..., Result]) -> Callable[..., Result]:
+    """`runbook ...` from the repository root, as the README runs it."""
+
+    def run(*args: str, env: dict[str, str] | None = None) -> Result:
+        return runbook_cli(*args, env=env, cwd=ROOT)
+
+    return run
+
+
+def release(
+    rb: Callable[..., Result],
+    target: Target,
+    version: str,
+    *extra: str,
+    env: dict[str, str] | None = None,
+) -> Result:
+    return rb(
+        "run",
+        str(RUNBOOKS / "release.yaml"),
+        "-e",
+        f"version={version}",
+        *target.params,
+        "--output",
+        "json",
+        *extra,
+        env=env,
+    )
+
+
+def statuses(result: Result) -> dict[str, str]:
+    summary = result.json()
+    assert isinstance(summary, dict)
+    return {s["step"]: s["status"] for s in summary["steps"]}
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file under root (but the service's log) with its size and mtime."""
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.parent.name != "log"
+    }
+
+
+def test_fresh_install_then_two_upgrades(rb, target, state_dir):
+    first = release(rb, target, "1.0.0")
+    assert first.code == 0, first.output
+    assert target.get("/health") == (200, {"status": "ok", "version": "1.0.0"})
+    assert target.schema_version() == 1
+    status, body = target.get("/test-db")
+    assert status == 200 and body["schema_version"] == 1, body
+    assert target.current() == "1.0.0" and target.last_good() == "1.0.0"
+    secret_file = target.root / "jwt_secret"
+    assert secret_file.stat().st_mode & 0o777 == 0o600
+    secret = secret_file.read_text().strip()
+    assert len(secret) >= 32
+    steps = statuses(first)
+    assert steps["jwt_secret"] == "changed" and steps["backup"] == "skipped"
+    token = target.new_user_token("first@example.test")
+    assert target.get("/wallet", token)[0] == 200
+
+    second = release(rb, target, "1.1.0")
+    assert second.code == 0, second.output
+    assert target.get("/health") == (200, {"status": "ok", "version": "1.1.0"})
+    assert target.schema_version() == 2
+    assert target.current() == "1.1.0" and target.last_good() == "1.1.0"
+    steps = statuses(second)
+    assert steps["jwt_secret"] == "ok" and steps["backup"] == "changed"
+    assert len(list((target.root / "backups").glob("app-*.db"))) == 1
+    # the user made on 1.0.0 survived the migration and got a 1.1.0 wallet
+    token = target.login("first@example.test", "pw-12345678")
+    status, wallet = target.get("/wallet", token)
+    assert status == 200 and wallet["cash_cents"] == 1_000_000, wallet
+    assert target.post("/trade", {"symbol": "ACME", "qty": 2}, token)[0] == 201
+    assert (target.root / "releases" / "1.0.0").is_dir()
+    # the generated secret never reached the console or the audit log
+    everything = first.output + second.output + (state_dir / "audit.jsonl").read_text()
+    assert secret not in everything
+    assert secret not in (target.root / "log" / "service.log").read_text()
+
+
+def test_broken_release_rolls_back_and_rollback_yaml_restores_last_good(
+    rb, target, state_dir
+):
+    assert release(rb, target, "1.1.0").code == 0
+    broken = release(rb, target, "1.2.0")
+    assert broken.code == 1, broken.output
+    summary = broken.json()
+    assert summary["status"] == "rolled_back"
+    steps = statuses(broken)
+    assert steps["test_db"] == "failed" and steps["health"] == "ok"
+    assert "no such column: fee_rate_bps" in broken.stderr
+    assert target.get("/health") == (200, {"status": "ok", "version": "1.1.0"})
+    status, body = target.get("/test-db")
+    assert status == 200 and body["schema_version"] == 2, body
+    assert target.schema_version() == 2
+    assert target.current() == "1.1.0" and target.last_good() == "1.1.0"
+    assert not (target.root / "releases" / "1.2.0").exists()
+    undone = [
+        r["step"] for r in audit_records(state_dir) if r["event"] == "undo.finished"
+    ]
+    assert undone[:4] == ["restart", "switch", "migrate", "unpack"]
+
+    # left broken on purpose (no rollback), then rollback.yaml: the last known good
+    left = release(rb, target, "1.2.0", "--no-rollback")
+    assert left.code == 1, left.output
+    assert target.current() == "1.2.0" and target.schema_version() == 3
+    assert target.get("/test-db")[0] == 503
+    assert target.last_good() == "1.1.0"
+    back = rb("run", str(RUNBOOKS / "rollback.yaml"), *target.params)
+    assert back.code == 0, back.output
+    assert target.current() == "1.1.0"
+    assert target.schema_version() == 2
+    assert target.get("/health") == (200, {"status": "ok", "version": "1.1.0"})
+    status, body = target.get("/test-db")
+    assert status == 200 and body["schema_version"] == 2, body
+    # an explicit version that is not on the target is a no-go
+    missing = rb(
+        "run", str(RUNBOOKS / "rollback.yaml"), "-e", "version=0.9.0", *target.params
+    )
+    assert missing.code == 4 and "0.9.0 is not unpacked" in missing.stderr
+
+
+def test_production_with_a_weak_jwt_secret_is_no_go_and_changes_nothing(
+    rb, target, tmp_path
+):
+    assert release(rb, target, "1.0.0").code == 0
+    before = snapshot(target.root)
+    # too short; long enough but a development value: both refused, neither printed
+    for weak in ("Kq9-short-secret", "dev-0123456789abcdefghijklmnopqrstuv"):
+        refused = release(
+            rb, target, "1.1.0", "-e", "env=production", env={"JWT_SECRET": weak}
+        )
+        assert refused.code == 4, refused.output
+        assert refused.json()["status"] == "no_go"
+        assert "NO-GO" in refused.stderr and "JWT secret" in refused.stderr
+        assert "JWT secret from $JWT_SECRET is not fit" in refused.stderr
+        assert weak not in refused.output
+    assert snapshot(target.root) == before
+    assert target.current() == "1.0.0" and target.schema_version() == 1
+    assert target.get("/health") == (200, {"status": "ok", "version": "1.0.0"})
+    # CORS '*' in production is a no-go too; a strong secret and real origins are fit
+    cors = rb(
+        "check", str(RUNBOOKS / "preflight.yaml"), "-e", "version=1.1.0",
+        "-e", "env=production", "-e", f"root={target.root}", "-e", "cors_origins=*",
+        env={"JWT_SECRET": STRONG_SECRET},
+    )  # fmt: skip
+    assert cors.code == 4 and "CORS" in cors.stderr, cors.output
+    fit = rb(
+        "check", str(RUNBOOKS / "preflight.yaml"), "-e", "version=1.1.0",
+        "-e", "env=production", "-e", f"root={target.root}",
+        "-e", "cors_origins=https://app.example.test",
+        env={"JWT_SECRET": STRONG_SECRET},
+    )  # fmt: skip
+    assert fit.code == 0, fit.output
+    assert STRONG_SECRET not in fit.output
+    # the integration tests ran on a copy of the real database: it was only read
+    assert "Migrations rehearsed" in fit.stderr and "SKIPPED" not in fit.stderr
+    assert snapshot(target.root) == before
+
+
+def test_bootstrap_admin_is_idempotent_and_the_admin_reaches_the_queue(
+    rb, target, state_dir
+):
+    assert release(rb, target, "1.1.0").code == 0
+    bootstrap = [str(RUNBOOKS / "bootstrap_admin.yaml"), *target.params]
+    env = {"BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    first = rb("run", *bootstrap, "--output", "json", env=env)
+    assert first.code == 0, first.output
+    assert statuses(first)["admin"] == "changed"
+    assert "| admin | created" in first.stderr
+    second = rb("run", *bootstrap, "--output", "json", env=env)
+    assert second.code == 0, second.output
+    assert statuses(second)["admin"] == "ok"
+    assert "| admin | unchanged" in second.stderr
+    assert second.json()["hosts"] == {"local": "ok"}
+    token = target.login("admin@example.test", ADMIN_PASSWORD)
+    status, queue = target.get("/admin/queue", token)
+    assert status == 200 and "pending" in queue
+    user = target.new_user_token("someone@example.test")
+    assert target.get("/admin/queue", user)[0] == 403
+    # the password is a secret: never in the output or the audit log
+    audit = (state_dir / "audit.jsonl").read_text()
+    assert ADMIN_PASSWORD not in first.output + second.output + audit
+    # without the secret the run refuses before anything runs
+    missing = rb("run", *bootstrap)
+    assert missing.code == 2 and "BOOTSTRAP_ADMIN_PASSWORD" in missing.stderr
+
+
+def test_drill_passes_and_go_no_go_reads_it_from_the_audit_log(
+    rb, target, tmp_path, state_dir
+):
+    assert release(rb, target, "1.1.0").code == 0
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    ci = tmp_path / "ci.json"
+    ci.write_text(json.dumps({"commit": commit, "status": "success"}))
+    review = [
+        str(RUNBOOKS / "go_no_go.yaml"), "-e", "version=1.1.0", "-e", f"commit={commit}",
+        "-e", f"ci_status_file={ci}", "-e", "db_checks=3", "-e", "db_check_interval=0.1",
+        *target.params,
+    ]  # fmt: skip
+    early = rb("check", *review)
+    assert early.code == 4, early.output
+    assert "no successful bootstrap_admin run" in early.stderr
+    assert "no passed rollback drill" in early.stderr
+    drill = rb(
+        "drill", str(RUNBOOKS / "release.yaml"), "-e", "version=1.2.0", *target.params
+    )
+    assert drill.code == 0, drill.output
+    assert "drill report: PASS" in drill.stderr
+    assert "recovery time (failure to end of rollback):" in drill.stderr
+    assert "step 'test_db' failed" in drill.stderr  # the real failure came first
+    report = next(r for r in audit_records(state_dir) if r["event"] == "drill.report")
+    assert report["passed"] is True and report["recovery_ms"] > 0
+    assert target.get("/health") == (200, {"status": "ok", "version": "1.1.0"})
+    assert target.schema_version() == 2
+    env = {"BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD}
+    assert (
+        rb("run", str(RUNBOOKS / "bootstrap_admin.yaml"), *target.params, env=env).code
+        == 0
+    )
+    go = rb("check", *review)
+    assert go.code == 0, go.output
+    assert "3/3 consecutive checks" in go.stderr and "=> GO" in go.stderr
+    ci.write_text(json.dumps({"commit": commit, "status": "failure"}))
+    red = rb("check", *review)
+    assert red.code == 4 and "not success" in red.stderr, red.output
+
+
+# -- over SSH -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def two_hosts(fleet: Fleet, tmp_path: Path) -> Iterator[tuple[Path, list[Target]]]:
+    """An inventory of two fleet hosts, each with its own root and port."""
+    targets = [
+        Target(fleet.home(index) / f"svc-{tmp_path.name}", free_port())
+        for index in range(2)
+    ]
+    user = "root" if os.geteuid() == 0 else os.environ.get("USER", "nobody")
+    lines = [
+        "# yaml-language-server: $schema=../../schemas/inventory.schema.json",
+        "version: 1",
+        f"defaults: {{user: {user}, identity_file: {fleet.key.path},"
+        f" known_hosts: {fleet.known_hosts}, connect_timeout: 5s}}",
+        "hosts:",
+    ]
+    for server, deployed in zip(fleet.servers, targets, strict=False):
+        lines.append(
+            f"  {server.name}: {{address: 127.0.0.1, port: {server.port}, vars:"
+            f" {{root: '{deployed.root}', port: {deployed.port},"
+            f" python: '{sys.executable}'}}}}"
+        )
+    names = ", ".join(s.name for s in fleet.servers[:2])
+    lines += ["groups:", f"  web: [{names}]"]
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text("\n".join(lines) + "\n")
+    try:
+        yield inventory, targets
+    finally:
+        for deployed in targets:
+            stop_service(deployed.root)
+
+
+@pytest.mark.ssh
+def test_rolling_release_over_ssh_one_host_at_a_time(rb, two_hosts, state_dir):
+    inventory, targets = two_hosts
+    result = rb(
+        "run", str(RUNBOOKS / "release.yaml"), "-i", str(inventory),
+        "-e", "target=web", "-e", "version=1.1.0", "--output", "json",
+    )  # fmt: skip
+    assert result.code == 0, result.output
+    assert result.json()["hosts"] == {"web0": "changed", "web1": "changed"}
+    for deployed in targets:
+        assert deployed.get("/health") == (200, {"status": "ok", "version": "1.1.0"})
+        assert deployed.schema_version() == 2
+        assert deployed.current() == "1.1.0" and deployed.last_good() == "1.1.0"
+    records = audit_records(state_dir)
+    batches = [r["hosts"] for r in records if r["event"] == "batch.started"]
+    assert batches == [["web0"], ["web1"]]
+    # serial: 1: web0 was released and verified before web1 changed anything
+    finished = [
+        (r["host"], r["step"]) for r in records if r["event"] == "step.finished"
+    ]
+    assert finished.index(("web0", "mark_good")) < finished.index(("web1", "layout"))
