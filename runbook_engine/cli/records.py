@@ -33,22 +33,24 @@ def audit_list(state_dir: str | None, last: int) -> None:
         click.echo(f"no runs recorded yet ({path} does not exist)", err=True)
         return
     runs = list_runs(path)[-last:]
-    click.echo(
-        f"{'RUN ID':<24} {'RUNBOOK':<28} {'OPERATOR':<22} {'STATUS':<16}"
-        f" {'STARTED':<24} DURATION"
-    )
-    for run_summary in runs:
-        duration = (
-            "-"
-            if run_summary.duration is None
-            else format_duration(run_summary.duration)
+    rows = [("RUN ID", "RUNBOOK", "OPERATOR", "STATUS", "STARTED", "DURATION")]
+    for item in runs:
+        duration = "-" if item.duration is None else format_duration(item.duration)
+        status = item.status or "unfinished"
+        rows.append(
+            (
+                item.run_id,
+                item.runbook,
+                item.operator,
+                status,
+                item.started_at,
+                duration,
+            )
         )
-        click.echo(
-            f"{run_summary.run_id:<24} {run_summary.runbook[-28:]:<28}"
-            f" {run_summary.operator[:22]:<22}"
-            f" {run_summary.status or 'unfinished':<16}"
-            f" {run_summary.started_at:<24} {duration}"
-        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        click.echo("  ".join([*cells, row[-1]]))
 
 
 @audit.command(name="show")

@@ -243,7 +243,8 @@ class Console:
         )
 
     def _on_Notice(self, event: Notice) -> None:
-        self._write(f"note: {neutralise(event.message)}\n")
+        if self.verbosity >= 0 or event.kind == "warning":
+            self._write(f"note: {neutralise(event.message)}\n")
 
     def _on_RunFinished(self, event: RunFinished) -> None:
         status = event.status.value
