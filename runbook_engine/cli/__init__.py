@@ -18,7 +18,7 @@ from typing import NoReturn
 
 import click
 
-from ..errors import ExitCode, RunbookError
+from ..errors import ExitCode, ParamError, RunbookError
 from .app import _INVOCATION, cli
 
 
@@ -50,15 +50,17 @@ def main() -> None:
 
 def _print_error(exc: RunbookError) -> None:
     diagnostics = getattr(exc, "diagnostics", None)
+    message = str(exc)
     if diagnostics:
         from ..spec.diagnostics import format_text
 
         click.echo(format_text(diagnostics), err=True)
+        if isinstance(exc, ParamError) and message != "invalid params":
+            click.echo(f"error: {message}", err=True)  # -e problems have no file
         errors = sum(1 for d in diagnostics if d.severity == "error")
         if errors:
             click.echo(f"{errors} error(s); nothing ran", err=True)
         return
-    message = str(exc)
     if _INVOCATION.masker is not None:
         message = _INVOCATION.masker.mask(message)
     click.echo(f"error: {message}", err=True)

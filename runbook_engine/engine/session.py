@@ -130,12 +130,19 @@ def prepare(request: RunRequest) -> Prepared:
 
 def _params(runbook: Runbook, request: RunRequest) -> dict[str, Any]:
     given: dict[str, Any] = dict(request.given_params or {})
+    positions = {}
     if request.params_file is not None:
-        loaded = load_mapping_file(request.params_file).data
-        given.update(loaded)
+        loaded = load_mapping_file(request.params_file)
+        given.update(loaded.data)
+        positions = {name: loaded.positions.key((name,)) for name in loaded.data}
     given.update(request.assignments)
+    for name in request.assignments:  # -e wins over the file: no file position
+        positions.pop(name, None)
     return resolve_params(
-        runbook.params, given, from_cli=frozenset(request.assignments)
+        runbook.params,
+        given,
+        from_cli=frozenset(request.assignments),
+        positions=positions,
     )
 
 

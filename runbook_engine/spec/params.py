@@ -8,10 +8,12 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ParamError
+from .diagnostics import Diagnostic
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from .diagnostics import Position
     from .model import ParamDecl
 
 _TRUE = {"true", "yes", "on", "1"}
@@ -35,23 +37,30 @@ def resolve_params(
     *,
     from_cli: frozenset[str] = frozenset(),
     what: str = "param",
+    positions: Mapping[str, Position] | None = None,
 ) -> dict[str, Any]:
     """Declared params with defaults applied. ``from_cli`` names the values that are
-    strings typed by a person (coerced); other values must already have the type."""
+    strings typed by a person (coerced); other values must already have the type.
+    ``positions`` places the problems of values read from a file (``path:line:col``)."""
     problems: list[str] = []
+    diagnostics: list[Diagnostic] = []
+    where = positions or {}
     values: dict[str, Any] = {}
     for name in given:
         if name not in decls:
             close = difflib.get_close_matches(name, list(decls), n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             known = ", ".join(sorted(decls)) or "none"
-            problems.append(f"unknown {what} {name!r}{hint}; declared: {known}")
+            message = f"unknown {what} {name!r}{hint}; declared: {known}"
+            _report(message, where.get(name), problems, diagnostics)
     for name, decl in decls.items():
         if name in given:
             try:
                 values[name] = _check(decl, given[name], name in from_cli)
             except ValueError as exc:
-                problems.append(f"{what} {name!r}: {exc}")
+                _report(
+                    f"{what} {name!r}: {exc}", where.get(name), problems, diagnostics
+                )
         elif decl.has_default:
             values[name] = decl.default
         elif decl.required:
@@ -60,11 +69,22 @@ def resolve_params(
             )
         else:
             values[name] = None
-    if problems:
-        raise ParamError(
-            "; ".join(problems) if len(problems) == 1 else "\n".join(problems)
-        )
+    if problems or diagnostics:
+        text = "; ".join(problems) if len(problems) == 1 else "\n".join(problems)
+        raise ParamError(text or "invalid params", diagnostics)
     return values
+
+
+def _report(
+    message: str,
+    position: Position | None,
+    problems: list[str],
+    diagnostics: list[Diagnostic],
+) -> None:
+    if position is None:
+        problems.append(message)
+    else:
+        diagnostics.append(Diagnostic.at(position, message))
 
 
 def _check(decl: ParamDecl, value: Any, typed_by_person: bool) -> Any:

@@ -226,3 +226,43 @@ def test_failure_rolls_back_every_changed_host_in_reverse_order(
     )
     assert scoped.code == 1
     assert (fleet.home(0) / "saga.log").read_text().split()[-1] == "do-three"
+
+
+def test_sshd_dying_mid_step_makes_its_outcome_unknown(
+    runbook_cli, write_runbook, fleet, tmp_path
+):
+    import threading
+    import time
+
+    from tests.support.sshd import SSHServer
+
+    doomed = SSHServer(
+        tmp_path / "doomed", [fleet.key.public_line], name="doomed"
+    ).start()
+    try:
+        known = tmp_path / "known_hosts"
+        known.write_text(doomed.known_hosts_line() + "\n")
+        inventory = tmp_path / "inventory.yaml"
+        inventory.write_text(
+            "# yaml-language-server: $schema=../../schemas/inventory.schema.json\nversion: 1\n"
+            f"defaults: {{user: root, identity_file: {fleet.key.path}, known_hosts: {known}}}\n"
+            f"hosts:\n  doomed: {{address: 127.0.0.1, port: {doomed.port}}}\n"
+        )
+        rb = write_runbook("""
+            version: 1
+            name: doomed
+            hosts: doomed
+            steps:
+              - id: long
+                run: echo started; sleep 20
+        """)
+        threading.Timer(1.5, doomed.kill).start()
+        started = time.monotonic()
+        result = runbook_cli("run", str(rb), "-i", str(inventory), "--output", "json")
+        assert time.monotonic() - started < 15  # not the step's own 20 s
+        summary = result.json()
+        assert [s["status"] for s in summary["steps"]] == ["unknown"]
+        assert result.code == 1 and summary["status"] == "rolled_back"
+        assert "outcome unknown" in result.stderr
+    finally:
+        doomed.stop()

@@ -416,3 +416,62 @@ def test_rolling_release_over_ssh_one_host_at_a_time(rb, two_hosts, state_dir):
         (r["host"], r["step"]) for r in records if r["event"] == "step.finished"
     ]
     assert finished.index(("web0", "mark_good")) < finished.index(("web1", "layout"))
+
+
+def test_reports_of_a_real_release_and_of_a_rolled_back_one(rb, target, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    def reports(name: str) -> list[str]:
+        return [
+            f"{kind}:{tmp_path / name}.{ext}"
+            for kind, ext in (
+                ("json", "json"),
+                ("junit", "xml"),
+                ("markdown", "md"),
+                ("html", "html"),
+            )
+        ]
+
+    good = release(
+        rb, target, "1.1.0", *[a for r in reports("good") for a in ("--report", r)]
+    )
+    assert good.code == 0, good.output
+    bad = release(
+        rb, target, "1.2.0", *[a for r in reports("bad") for a in ("--report", r)]
+    )
+    assert bad.code == 1, bad.output
+
+    ok = json.loads((tmp_path / "good.json").read_text())
+    assert (
+        ok["run"]["status"] == "succeeded" and ok["run"]["params"]["version"] == "1.1.0"
+    )
+    local = ok["hosts"][0]
+    assert local["name"] == "local"
+    by_step = {s["step"]: s for s in local["steps"] if s["kind"] == "step"}
+    assert (
+        by_step["smoke"]["status"] == "ok"
+        and "smoke passed" in by_step["smoke"]["stdout_tail"]
+    )
+    assert all(row["status"] in ("ok", "skipped") for row in ok["go_no_go"]["checks"])
+    assert len(ok["chain_head"]) == 64
+
+    rolled = json.loads((tmp_path / "bad.json").read_text())
+    assert rolled["run"]["status"] == "rolled_back"
+    steps = {s["step"]: s for s in rolled["hosts"][0]["steps"] if s["kind"] == "step"}
+    assert steps["test_db"]["status"] == "failed"
+    undos = [s["step"] for s in rolled["hosts"][0]["steps"] if s["kind"] == "undo"]
+    assert undos[:4] == ["restart", "switch", "migrate", "unpack"]
+
+    suite = ET.parse(tmp_path / "bad.xml").getroot()
+    failures = [
+        case for case in suite.iter("testcase") if case.find("failure") is not None
+    ]
+    assert [case.get("name") for case in failures] == ["steps/test_db"]
+    assert "fee_rate_bps" in (failures[0].find("failure").text or "")
+
+    markdown = (tmp_path / "bad.md").read_text()
+    assert "rolled_back" in markdown and "test_db" in markdown and "restart" in markdown
+
+    html = (tmp_path / "bad.html").read_text()
+    assert "ROLLBACK" in html and "test_db" in html and rolled["chain_head"] in html
+    assert "<script src" not in html and "<link" not in html  # self-contained

@@ -195,3 +195,23 @@ def test_schema_command_prints_the_packaged_schema(runbook_cli):
     assert result.code == 0
     schema = json.loads(result.stdout)
     assert schema["$schema"].endswith("2020-12/schema")
+
+
+def test_params_file_problems_point_at_their_line(runbook_cli, write_runbook, tmp_path):
+    rb = write_runbook(PARAMS_RB)
+    params = tmp_path / "p.yaml"
+    params.write_text("version: '1.2.3'\nworkers: many\nverison: x\n")
+    result = runbook_cli(
+        "run", str(rb), "--params-file", str(params), "-e", "dry=maybe"
+    )
+    assert result.code == 2
+    assert (
+        f"{params}:2:1: param 'workers': must be of type integer, got 'many'"
+        in result.stderr
+    )
+    assert (
+        f"{params}:3:1: unknown param 'verison' (did you mean 'version'?)"
+        in result.stderr
+    )
+    assert "error: param 'dry': must be a boolean" in result.stderr
+    assert not list(tmp_path.glob("ran-*"))

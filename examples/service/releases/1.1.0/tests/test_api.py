@@ -26,7 +26,9 @@ class ApiTest(unittest.TestCase):
         self.assertEqual(body["schema_version"], self.api.release.schema_version)
 
     def test_test_db_fails_when_schema_is_behind(self) -> None:
-        api = make_api(migrated_db(self.tmp / "..", version=0))
+        behind = self.tmp / "behind"
+        behind.mkdir()
+        api = make_api(migrated_db(behind, version=0))
         status, body = call(api, "GET", "/test-db")
         self.assertEqual((status, body["error"]), (503, "schema_mismatch"))
 
