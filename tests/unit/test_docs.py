@@ -6,11 +6,13 @@ from __future__ import annotations
 import re
 import textwrap
 from pathlib import Path
-
-import pytest
+from typing import TYPE_CHECKING
 
 from runbook_engine.record.docs import INDEX, render_docs, write_docs
 from runbook_engine.spec.build import load_runbook
+
+if TYPE_CHECKING:
+    import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_VALUE = "s3cr3t-value-never-shown"
