@@ -473,5 +473,6 @@ def test_reports_of_a_real_release_and_of_a_rolled_back_one(rb, target, tmp_path
     assert "rolled_back" in markdown and "test_db" in markdown and "restart" in markdown
 
     html = (tmp_path / "bad.html").read_text()
-    assert "ROLLBACK" in html and "test_db" in html and rolled["chain_head"] in html
+    assert 'class="rollback-band"' in html and "undo restart" in html
+    assert "test_db" in html and rolled["chain_head"] in html
     assert "<script src" not in html and "<link" not in html  # self-contained

@@ -339,7 +339,7 @@ def test_two_processes_appending_make_one_linear_chain(tmp_path: Path) -> None:
         seqs = [r["seq"] for r in run_records(path, run_id)]
         assert seqs == list(range(1, CONCURRENT_COUNT + 1))
     switches = sum(1 for a, b in itertools.pairwise(runs) if a != b)
-    assert switches > 2, switches  # they really wrote at the same time
+    assert switches >= 2, switches  # A, then B, then A again: really concurrent
 
 
 def test_append_after_another_writer_reads_the_new_tail(tmp_path: Path) -> None:
