@@ -40,6 +40,7 @@ class ExitCode(enum.IntEnum):
     ROLLBACK_FAILED = 3
     NO_GO = 4
     INTERNAL = 70
+    HANGUP = 129
     INTERRUPTED = 130
     TERMINATED = 143
 

@@ -5,7 +5,7 @@ Exit codes (one table, see ``errors.ExitCode``): 0 succeeded; 1 a step failed (a
 rollback completed); 2 invalid input, nothing ran; 3 a human must look (rollback failed
 or the audit log stopped being writable); 4 refused, nothing changed (no-go, approval
 refused, lock held, audit log unusable); 70 internal error; 130 interrupted (SIGINT);
-143 terminated (SIGTERM).
+143 terminated (SIGTERM), 129 hung up (SIGHUP).
 """
 
 from __future__ import annotations

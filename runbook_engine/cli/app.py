@@ -46,31 +46,47 @@ def _state_dir(value: str | None) -> Path:
     return path
 
 
+EXTRA_OPTION = click.option(
+    "-e",
+    "--extra",
+    "assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Set a param (repeatable). Values are coerced to the declared type.",
+)
+PARAMS_FILE_OPTION = click.option(
+    "--params-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="YAML or JSON mapping of params.",
+)
+INVENTORY_OPTION = click.option(
+    "-i",
+    "--inventory",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Inventory file (hosts, groups, connection settings).",
+)
+LIMIT_OPTION = click.option(
+    "--limit", metavar="PATTERN", help="Narrow the runbook's hosts to this pattern."
+)
+ACCEPT_KEYS_OPTION = click.option(
+    "--accept-new-host-keys",
+    is_flag=True,
+    help="Add unknown SSH host keys to known_hosts (audited)."
+    " Changed keys are always refused.",
+)
+STATE_DIR_OPTION = click.option(
+    "--state-dir",
+    "state_dir",
+    metavar="DIR",
+    envvar="RUNBOOK_STATE_DIR",
+    help="Audit log and run state (default $RUNBOOK_STATE_DIR, else"
+    " ${XDG_STATE_HOME:-~/.local/state}/runbook).",
+)
 _INPUT_OPTIONS = [
-    click.option(
-        "-e",
-        "--extra",
-        "assignments",
-        multiple=True,
-        metavar="KEY=VALUE",
-        help="Set a param (repeatable). Values are coerced to the declared type.",
-    ),
-    click.option(
-        "--params-file",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="YAML or JSON mapping of params.",
-    ),
-    click.option(
-        "-i",
-        "--inventory",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="Inventory file (hosts, groups, connection settings).",
-    ),
-    click.option(
-        "--limit",
-        metavar="PATTERN",
-        help="Narrow the runbook's hosts to this pattern.",
-    ),
+    EXTRA_OPTION,
+    PARAMS_FILE_OPTION,
+    INVENTORY_OPTION,
+    LIMIT_OPTION,
     click.option(
         "--forks",
         type=click.IntRange(1, 1000),
@@ -78,23 +94,11 @@ _INPUT_OPTIONS = [
         show_default=True,
         help="Hosts run in parallel.",
     ),
-    click.option(
-        "--accept-new-host-keys",
-        is_flag=True,
-        help="Add unknown SSH host keys to known_hosts (audited)."
-        " Changed keys are always refused.",
-    ),
+    ACCEPT_KEYS_OPTION,
 ]
 # what any command that runs steps takes, including resume and rollback
 _SESSION_OPTIONS = [
-    click.option(
-        "--state-dir",
-        "state_dir",
-        metavar="DIR",
-        envvar="RUNBOOK_STATE_DIR",
-        help="Audit log and run state"
-        " (default ${XDG_STATE_HOME:-~/.local/state}/runbook).",
-    ),
+    STATE_DIR_OPTION,
     click.option("--yes", is_flag=True, help="Approve every approve: step (audited)."),
     click.option(
         "--approve",
@@ -176,6 +180,8 @@ def exit_code_for(report: RunReport) -> ExitCode:
         return ExitCode.ROLLBACK_FAILED
     if report.interrupted_by == "SIGTERM":
         return ExitCode.TERMINATED
+    if report.interrupted_by == "SIGHUP":
+        return ExitCode.HANGUP
     return EXIT_FOR_STATUS[report.status.value]
 
 
@@ -198,17 +204,21 @@ def _execute(prepared: Prepared, kw: dict[str, Any]) -> tuple[RunReport, Any]:
     console = Console(verbosity=_verbosity(kw))
     collector = Collector(prepared.masker)
     session = Session(prepared, sinks=[console, collector], live=console.live)
-    _INVOCATION.run_id = session.run_id
+    _INVOCATION.run_id = console.run_id = session.run_id
     collector.run_id = session.run_id
 
     def on_term(signum: int, frame: object) -> None:
-        raise Terminated
+        raise Terminated(signal.Signals(signum).name)
 
-    previous = signal.signal(signal.SIGTERM, on_term)
+    # a closed terminal (SIGHUP) stops the run as carefully as SIGTERM does
+    previous = {
+        sig: signal.signal(sig, on_term) for sig in (signal.SIGTERM, signal.SIGHUP)
+    }
     try:
         report = session.run()
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if session.state is not None and session.state.failure:
         click.echo(f"warning: {session.state.failure}", err=True)
     _write_reports(reports, collector.records, session.run_id, session.chain_head)

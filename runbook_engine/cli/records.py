@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..errors import ExitCode, InputError
-from .app import _parse_reports, _state_dir, _write_reports, cli
+from .app import (
+    ACCEPT_KEYS_OPTION,
+    INVENTORY_OPTION,
+    STATE_DIR_OPTION,
+    _parse_reports,
+    _state_dir,
+    _write_reports,
+    cli,
+)
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 @cli.group()
@@ -19,9 +29,14 @@ def audit() -> None:
 
 
 @audit.command(name="list")
-@click.option("--state-dir", "state_dir", metavar="DIR", envvar="RUNBOOK_STATE_DIR")
+@STATE_DIR_OPTION
 @click.option(
-    "-n", "--last", default=20, show_default=True, help="How many recent runs."
+    "-n",
+    "--last",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="How many recent runs.",
 )
 def audit_list(state_dir: str | None, last: int) -> None:
     """Recent runs: id, runbook, operator, status, start, duration."""
@@ -33,13 +48,14 @@ def audit_list(state_dir: str | None, last: int) -> None:
         click.echo(f"no runs recorded yet ({path} does not exist)", err=True)
         return
     runs = list_runs(path)[-last:]
-    rows = [("RUN ID", "RUNBOOK", "OPERATOR", "STATUS", "STARTED", "DURATION")]
+    rows = [("RUN ID", "MODE", "RUNBOOK", "OPERATOR", "STATUS", "STARTED", "DURATION")]
     for item in runs:
         duration = "-" if item.duration is None else format_duration(item.duration)
         status = item.status or "unfinished"
         rows.append(
             (
                 item.run_id,
+                item.mode,
                 item.runbook,
                 item.operator,
                 status,
@@ -55,7 +71,7 @@ def audit_list(state_dir: str | None, last: int) -> None:
 
 @audit.command(name="show")
 @click.argument("run_id")
-@click.option("--state-dir", "state_dir", metavar="DIR", envvar="RUNBOOK_STATE_DIR")
+@STATE_DIR_OPTION
 @click.option(
     "--json", "as_json", is_flag=True, help="The run's records as JSON lines."
 )
@@ -100,7 +116,7 @@ def audit_show(
 
 
 @audit.command(name="verify")
-@click.option("--state-dir", "state_dir", metavar="DIR", envvar="RUNBOOK_STATE_DIR")
+@STATE_DIR_OPTION
 def audit_verify(state_dir: str | None) -> None:
     """Check the whole hash chain (and HMACs when RUNBOOK_AUDIT_KEY is set).
 
@@ -130,17 +146,17 @@ def audit_verify(state_dir: str | None) -> None:
     click.echo(f"head {result.head_hash}")
 
 
-@cli.command()
+@cli.command(short_help="Break a lock (audited).")
 @click.argument("name")
-@click.option("-i", "--inventory", type=click.Path(dir_okay=False, path_type=Path))
+@INVENTORY_OPTION
 @click.option(
     "--host", "hosts", multiple=True, help="Break the lock on this inventory host."
 )
 @click.option(
     "--force", metavar="RUN_ID", help="Break a lock whose holder is alive: its run id."
 )
-@click.option("--state-dir", "state_dir", metavar="DIR", envvar="RUNBOOK_STATE_DIR")
-@click.option("--accept-new-host-keys", is_flag=True)
+@STATE_DIR_OPTION
+@ACCEPT_KEYS_OPTION
 def unlock(
     name: str,
     inventory: Path | None,

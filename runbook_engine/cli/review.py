@@ -9,10 +9,19 @@ from typing import Any
 import click
 
 from ..errors import ExitCode, InputError
-from .app import _prepare, _request, cli
+from .app import (
+    ACCEPT_KEYS_OPTION,
+    EXTRA_OPTION,
+    INVENTORY_OPTION,
+    LIMIT_OPTION,
+    PARAMS_FILE_OPTION,
+    _prepare,
+    _request,
+    cli,
+)
 
 
-@cli.command()
+@cli.command(short_help="Check runbooks and inventories.")
 @click.argument(
     "paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path)
 )
@@ -59,7 +68,7 @@ def validate(
         sys.exit(ExitCode.INVALID)
 
 
-@cli.command()
+@cli.command(short_help="Print a JSON schema.")
 @click.argument(
     "kind", type=click.Choice(["runbook", "inventory", "report"]), default="runbook"
 )
@@ -75,20 +84,21 @@ def schema(kind: str) -> None:
     click.echo(text, nl=not text.endswith("\n"))
 
 
-@cli.command()
+@cli.command(short_help="Show what would run where; change nothing.")
 @click.argument("runbook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-e", "--extra", "assignments", multiple=True, metavar="KEY=VALUE")
-@click.option("--params-file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-i", "--inventory", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--limit", metavar="PATTERN")
+@EXTRA_OPTION
+@PARAMS_FILE_OPTION
+@INVENTORY_OPTION
+@LIMIT_OPTION
 @click.option(
     "--format",
     "fmt",
     type=click.Choice(["text", "markdown"]),
     default="text",
     show_default=True,
+    help="markdown: a table to paste into a pull request or a job summary.",
 )
-@click.option("--accept-new-host-keys", is_flag=True)
+@ACCEPT_KEYS_OPTION
 def plan(runbook: Path, fmt: str, **kw: Any) -> None:
     """Show what RUNBOOK would run where, rendered as far as possible. Changes
     nothing (steps marked safe: true really run, to render later steps).
@@ -106,7 +116,7 @@ def plan(runbook: Path, fmt: str, **kw: Any) -> None:
     click.echo(format_plan(prepared, plan_runbook(prepared), fmt))
 
 
-@cli.command()
+@cli.command(short_help="Render runbooks as Markdown for review.")
 @click.argument(
     "paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path)
 )

@@ -29,7 +29,7 @@ from .app import (
 )
 
 
-@cli.command()
+@cli.command(short_help="Run a runbook (steps, verify, rollback, finally).")
 @click.argument("runbook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--start-at", metavar="STEP_ID", help="Start a fresh run at this step.")
 @click.option(
@@ -69,7 +69,7 @@ def run(
     _finish(report)
 
 
-@cli.command()
+@cli.command(short_help="Run only the preconditions: go / no-go.")
 @click.argument("runbook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_run_options
 def check(runbook: Path, **kw: Any) -> None:
@@ -82,7 +82,7 @@ def check(runbook: Path, **kw: Any) -> None:
     _finish(report)
 
 
-@cli.command()
+@cli.command(short_help="Rehearse a rollback for real; PASS or FAIL.")
 @click.argument("runbook", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--fail-at",
@@ -137,7 +137,7 @@ def drill(runbook: Path, fail_at: str | None, **kw: Any) -> None:
     sys.exit(ExitCode.OK if report.drill.passed else ExitCode.FAILED)
 
 
-@cli.command()
+@cli.command(short_help="Continue a failed or interrupted run.")
 @click.argument("run_id")
 @click.option(
     "--force", is_flag=True, help="Resume even though the runbook file changed since."
@@ -151,7 +151,7 @@ def resume(run_id: str, force: bool, **kw: Any) -> None:
     _finish(report)
 
 
-@cli.command(name="rollback")
+@cli.command(name="rollback", short_help="Undo what a past run completed.")
 @click.argument("run_id")
 @click.option(
     "--force",
@@ -180,14 +180,13 @@ def _saved_request(
     state_dir = _state_dir(kw["state_dir"])
     saved = load_saved_run(state_dir, run_id)
     status = saved.status.value if saved.status else "interrupted (never finished)"
-    if mode == "resume" and status in ("succeeded", "rolled_back", "rollback_failed"):
-        hint = (
-            "" if status == "succeeded" else f"; it was rolled back (status {status})"
-        )
-        raise ResumeError(
-            f"run {run_id} cannot be resumed: it"
-            f" {'succeeded' if status == 'succeeded' else 'ended'}{hint}"
-        )
+    refusals = {
+        "succeeded": "it succeeded: there is nothing left to do",
+        "rolled_back": "it was rolled back: start a new run",
+        "rollback_failed": "its rollback failed: fix what it listed, then run again",
+    }
+    if mode == "resume" and status in refusals:
+        raise ResumeError(f"run {run_id} cannot be resumed: {refusals[status]}")
     if mode == "rollback" and status == "rolled_back":
         raise ResumeError(f"run {run_id} was already rolled back")
     path = Path(saved.runbook)

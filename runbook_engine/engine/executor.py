@@ -44,7 +44,11 @@ if TYPE_CHECKING:
 
 
 class Terminated(BaseException):
-    """SIGTERM, raised in the main thread by the CLI's signal handler."""
+    """SIGTERM or SIGHUP, raised in the main thread by the CLI's signal handler."""
+
+    def __init__(self, signal_name: str = "SIGTERM") -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,7 +71,7 @@ class RunReport:
     checks: list[dict[str, object]] = field(default_factory=list)
     needs_attention: list[dict[str, str]] = field(default_factory=list)
     message: str | None = None
-    interrupted_by: str | None = None  # "SIGINT" | "SIGTERM"
+    interrupted_by: str | None = None  # "SIGINT" | "SIGTERM" | "SIGHUP"
     failure_at: float | None = None  # monotonic time of the first failure (drills)
     rollback_done_at: float | None = None
     audit_failed: bool = False  # the audit log stopped being writable mid-run
@@ -159,7 +163,7 @@ class Executor:
     def _interrupted(self, exc: BaseException) -> RunStatus:
         self.cancel.set()
         self.report.interrupted_by = (
-            "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
+            exc.signal_name if isinstance(exc, Terminated) else "SIGINT"
         )
         return RunStatus.INTERRUPTED
 

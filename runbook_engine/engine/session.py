@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AuditError, InputError, NoGoError, RenderError, TransportError
+from ..errors import (
+    AuditError,
+    InputError,
+    NoGoError,
+    RenderError,
+    ResumeError,
+    TransportError,
+)
 from ..record.audit import AuditLog, key_from_env
 from ..record.auditsink import AuditSink
 from ..record.events import EventSink, HostConnected, MultiSink, Notice, RunStarted
@@ -193,6 +200,8 @@ class Session:
     def run(self) -> RunReport:
         request, prepared = self.prepared.request, self.prepared
         state_dir = ensure_state_dir(request.state_dir)
+        if request.mode == "resume" and request.resumed_from:
+            claim_resume(state_dir, request.resumed_from, self.run_id)
         self.audit = AuditLog.open(state_dir, key=key_from_env(), run_id=self.run_id)
         try:
             self.state = StateSink(state_dir, self.run_id, prepared.masker)
@@ -342,7 +351,7 @@ class Session:
                     f"cannot take lock {name!r} on {state.name}: {exc}"
                 ) from exc
             self.locks.append((lock, owner))
-        sink.emit(Notice(kind="lock.acquired", message=f"lock {name!r} taken"))
+        sink.emit(Notice(kind="lock.acquired", message=f"lock {name!r} acquired"))
 
     def _release_locks(self) -> None:
         for lock, owner in reversed(self.locks):
@@ -355,6 +364,26 @@ class Session:
 
 def _visible_params(prepared: Prepared) -> dict[str, Any]:
     return dict(prepared.params)
+
+
+def claim_resume(state_dir: Path, run_id: str, by: str) -> None:
+    """A run is resumed once: a second `resume` of the same id would repeat the steps
+    the first resume did. The claim is atomic (O_EXCL)."""
+    from .state import runs_dir
+
+    marker = runs_dir(state_dir) / f"{run_id}.resumed-by"
+    marker.parent.mkdir(mode=0o700, exist_ok=True)
+    try:
+        fd = os.open(
+            marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600
+        )
+    except FileExistsError:
+        first = marker.read_text(encoding="utf-8", errors="replace").strip()
+        raise ResumeError(
+            f"run {run_id} was already resumed as run {first}: resume that one"
+        ) from None
+    with os.fdopen(fd, "w") as handle:
+        handle.write(by + "\n")
 
 
 class _NullSink:

@@ -111,6 +111,7 @@ class RunSummary:
     started_at: str
     status: str | None = None
     duration: float | None = None
+    mode: str = "run"  # run | check | drill | resume | rollback
 
 
 class AuditLog:
@@ -280,6 +281,7 @@ def list_runs(path: Path) -> list[RunSummary]:
                 runbook=str(record.get("runbook", "")),
                 operator=str(record.get("operator", "")),
                 started_at=str(record.get("ts", "")),
+                mode=str(record.get("mode", "run")),
             )
         elif event == "run.finished" and run_id in runs:
             runs[run_id] = _finished(runs[run_id], record)

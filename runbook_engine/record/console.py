@@ -55,6 +55,14 @@ _COLOURS = {
     "no-go": "31",
 }
 FAIL_TAIL_LINES = 10
+# what the operator can do next, by how the run ended
+_RESUME = "continue with `runbook resume {id}` or undo with `runbook rollback {id}`"
+_NEXT = {
+    "failed": _RESUME,
+    "interrupted": _RESUME,
+    "rollback_failed": "see `runbook audit show {id}`; fix by hand what is listed",
+    "no_go": "nothing was changed; `runbook audit show {id}` has the details",
+}
 
 
 def neutralise(text: str) -> str:
@@ -85,7 +93,9 @@ class Console:
         self._live_line = tty and verbosity >= 0
         self._running: dict[tuple[str, str], float] = {}
         self._status_shown = False
+        self._closed = False
         self._ticker: threading.Thread | None = None
+        self.run_id: str | None = None
 
     # -- output of commands ------------------------------------------------------------
 
@@ -118,9 +128,10 @@ class Console:
     def _on_RunStarted(self, event: RunStarted) -> None:
         if self.verbosity >= 0:
             hosts = ", ".join(event.hosts)
+            run = f", run {self.run_id}" if self.run_id else ""
             self._write(
                 self._bold(f"runbook {event.runbook_name}")
-                + f" ({event.mode}) on {hosts}\n"
+                + f" ({event.mode}{run}) on {hosts}\n"
             )
 
     def _on_BatchStarted(self, event: BatchStarted) -> None:
@@ -256,6 +267,9 @@ class Console:
         )
         if event.message and event.status.value != "succeeded":
             self._write(f"  {neutralise(event.message)}\n")
+        hint = _NEXT.get(event.status.value)
+        if hint and self.run_id:
+            self._write(f"  run {self.run_id}: {hint.format(id=self.run_id)}\n")
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -264,11 +278,18 @@ class Console:
 
     def _write(self, text: str) -> None:
         with self._lock:
-            if self._status_shown:
-                self.out.write("\r\x1b[K")
-                self._status_shown = False
-            self.out.write(text)
-            self.out.flush()
+            if self._closed:
+                return
+            try:
+                if self._status_shown:
+                    self.out.write("\r\x1b[K")
+                    self._status_shown = False
+                self.out.write(text)
+                self.out.flush()
+            except (OSError, ValueError):
+                # the terminal went away (| head, a dropped session): the run goes
+                # on and the audit log still records everything
+                self._closed = True
 
     def _on_StepStarted(self, event: StepStarted) -> None:
         if not self._live_line:
@@ -290,8 +311,14 @@ class Console:
                 (host, step), elapsed = max(slow, key=lambda item: item[1])
                 more = f" (+{len(slow) - 1} more)" if len(slow) > 1 else ""
                 line = f"running {host} {step} {format_duration(elapsed)}{more}"
-                self.out.write("\r\x1b[K" + self._dim(line[:120]))
-                self.out.flush()
+                if self._closed:
+                    return
+                try:
+                    self.out.write("\r\x1b[K" + self._dim(line[:120]))
+                    self.out.flush()
+                except (OSError, ValueError):
+                    self._closed = True
+                    return
                 self._status_shown = True
 
     def _done(self, host: str, step: str) -> None:

@@ -12,10 +12,17 @@ if TYPE_CHECKING:
 
 def format_drill(report: DrillReport) -> str:
     verdict = "PASS" if report.passed else "FAIL"
-    lines = [
-        f"drill report: {verdict}",
-        f"  failure: {report.failure or '-'} (--fail-at {report.fail_at})",
-    ]
+    failure = report.failure or "-"
+    if failure.startswith("drill:"):
+        how = "injected"
+    else:
+        how = f"a real failure, before the injection point --fail-at {report.fail_at}"
+    lines = [f"drill report: {verdict}", f"  failure ({how}): {failure}"]
+    if not report.undos and not report.checks_before:
+        lines.append(
+            "  note: no undo ran and there are no preconditions to compare:"
+            " this drill shows little"
+        )
     lines.append(
         f"  steps done before the failure: {', '.join(report.steps_done) or 'none'}"
     )

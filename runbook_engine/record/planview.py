@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -40,7 +41,13 @@ def format_plan(prepared: Any, planned: list[PlannedStep], fmt: str) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", "<br>")
+    """Text for a Markdown table cell (escaped, one line)."""
+    return html.escape(text).replace("|", "&#124;").replace("\n", "<br>")
+
+
+def _code(text: str) -> str:
+    # <code>, not backticks: a code span would show the <br> of a multi-line command
+    return f"<code>{_cell(text)}</code>" if text else ""
 
 
 def _markdown(runbook: Any, hosts: str, planned: list[PlannedStep], mask: Any) -> str:
@@ -48,11 +55,10 @@ def _markdown(runbook: Any, hosts: str, planned: list[PlannedStep], mask: Any) -
     lines += ["| phase | step | where | action | undo |", "|---|---|---|---|---|"]
     for item in planned:
         where = ", ".join(item.hosts) + (" (control)" if item.step.local else "")
-        action = mask(item.action)
-        if item.when:
-            action = f"{item.when}<br>{action}"
+        when = f"{_cell(item.when)}<br>" if item.when else ""
+        undo = _code(mask(item.undo)) if item.undo else ""
         lines.append(
-            f"| {item.phase} | `{item.step.id}` | {_cell(where)} | `{_cell(action)}` |"
-            f" {'`' + _cell(mask(item.undo)) + '`' if item.undo else ''} |"
+            f"| {item.phase} | `{item.step.id}` | {_cell(where)} |"
+            f" {when}{_code(mask(item.action))} | {undo} |"
         )
     return "\n".join(lines)

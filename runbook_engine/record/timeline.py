@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from .console import neutralise
@@ -27,7 +28,8 @@ _DESCRIBE: dict[str, Callable[[dict[str, Any]], str]] = {
     "run.started": lambda r: (
         f"run started: {r.get('runbook')} ({r.get('mode', 'run')})"
         f" by {r.get('operator')}"
-        f" on {', '.join(r.get('hosts') or [])}; params {r.get('params')}"
+        f" on {', '.join(r.get('hosts') or [])}; params"
+        f" {json.dumps(r.get('params') or {}, sort_keys=True)}"
         + (f"; resumes {r['resumed_from']}" if r.get("resumed_from") else "")
     ),
     "host.connected": lambda r: f"connected {r.get('host')}: {r.get('facts')}",
@@ -43,9 +45,10 @@ _DESCRIBE: dict[str, Callable[[dict[str, Any]], str]] = {
         f" retry in {r.get('next_delay_ms')}ms"
     ),
     "step.finished": lambda r: (
-        f"{r.get('host')} {r.get('step')} {r.get('status')} rc={r.get('rc')}"
-        f" {r.get('duration_ms')}ms"
-        + (f": {r['command']}" if r.get("command") else "")
+        f"{r.get('host')} {r.get('step')} {r.get('status')}"
+        + (f" rc={r['rc']}" if r.get("rc") is not None else "")
+        + f" {r.get('duration_ms')}ms"
+        + (f": {_first_line(r['command'])}" if r.get("command") else "")
         + (f" -- {r['message']}" if r.get("message") else "")
     ),
     "approval": lambda r: (
@@ -91,6 +94,11 @@ _DESCRIBE: dict[str, Callable[[dict[str, Any]], str]] = {
     ),
     "audit.repaired": lambda r: f"audit log repaired: torn line {r.get('torn_line')}",
 }
+
+
+def _first_line(text: str) -> str:
+    lines = text.strip().splitlines() or [""]
+    return lines[0] + (" ..." if len(lines) > 1 else "")
 
 
 def format_timeline(records: list[dict[str, Any]]) -> str:

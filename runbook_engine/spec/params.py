@@ -96,7 +96,7 @@ def _check(decl: ParamDecl, value: Any, typed_by_person: bool) -> Any:
         allowed = ", ".join(repr(v) for v in decl.enum)
         raise ValueError(f"must be one of {allowed}, got {value!r}")
     if decl.pattern is not None and not re.search(decl.pattern, str(value)):
-        raise ValueError(f"{value!r} does not match the pattern {decl.pattern!r}")
+        raise ValueError(f"{value!r} does not match the pattern {decl.pattern}")
     return value
 
 

@@ -428,3 +428,58 @@ def test_a_failed_check_shows_its_last_words_in_the_go_no_go_table(
     result = runbook_cli("check", str(rb))
     assert result.code == 4
     assert "exit code 1: JWT_SECRET is 12 characters, need 32" in result.stderr
+
+
+def test_a_run_is_resumed_once(runbook_cli, write_runbook, tmp_path):
+    rb = write_runbook(saga(tmp_path, extra="on_failure: abort\n"))
+    first = runbook_cli("run", str(rb), "--output", "json")
+    run_id = first.json()["run_id"]
+    assert f"run {run_id}: continue with `runbook resume {run_id}`" in first.stderr
+    again = runbook_cli("resume", run_id, "--output", "json")
+    assert again.code == 1  # step three still fails
+    twice = runbook_cli("resume", run_id)
+    assert twice.code == 2
+    assert f"already resumed as run {again.json()['run_id']}" in twice.stderr
+
+
+def test_sighup_stops_as_carefully_as_sigterm(
+    cli_env, write_runbook, tmp_path, state_dir
+):
+    rb = write_runbook(f"""
+        version: 1
+        name: hangup
+        steps:
+          - id: long
+            run: sleep 30
+        finally:
+          - id: tidy
+            run: touch {tmp_path}/tidied
+    """)
+    proc = start_run(cli_env, tmp_path, "run", str(rb))
+    wait_for_steps(state_dir, 1)
+    proc.send_signal(signal.SIGHUP)
+    proc.communicate(timeout=20)
+    assert proc.returncode == 129
+    assert (tmp_path / "tidied").exists()
+    assert audit_records(state_dir)[-1]["status"] == "interrupted"
+
+
+def test_a_closed_terminal_does_not_stop_the_run(
+    cli_env, write_runbook, tmp_path, state_dir
+):
+    rb = write_runbook(f"""
+        version: 1
+        name: chatty
+        steps:
+          - id: chat
+            run: for i in $(seq 3000); do echo line $i; done
+          - id: after
+            run: touch {tmp_path}/after
+    """)
+    proc = start_run(cli_env, tmp_path, "run", str(rb))
+    assert proc.stderr is not None
+    proc.stderr.readline()  # like `| head -1`: read a line, then go away
+    proc.stderr.close()
+    proc.communicate(timeout=30)
+    assert (tmp_path / "after").exists()
+    assert audit_records(state_dir)[-1]["status"] == "succeeded"

@@ -46,9 +46,12 @@ log = AuditLog.open(state, key=None, run_id=run_id)
 print("ready", flush=True)
 if sys.argv[5:] == ["wait"]:
     sys.stdin.readline()
+import time
 for seq in range(1, count + 1):
     log.append([{"ts": "t", "run_id": run_id, "seq": seq, "event": "step.started",
                  "output": "x" * size}])
+    if sys.argv[5:] == ["wait"]:
+        time.sleep(0.002)  # as the engine does: appends between steps, not a burst
 """
 
 
