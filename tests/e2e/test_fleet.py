@@ -266,3 +266,39 @@ def test_sshd_dying_mid_step_makes_its_outcome_unknown(
         assert "outcome unknown" in result.stderr
     finally:
         doomed.stop()
+
+
+def test_a_host_that_is_down_fails_its_step_with_a_one_line_cause(
+    runbook_cli, write_runbook, fleet, tmp_path
+):
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    up = fleet.servers[0]
+    path = tmp_path / "down.yaml"
+    path.write_text(
+        "# yaml-language-server: $schema=../../schemas/inventory.schema.json\nversion: 1\n"
+        f"defaults: {{user: root, identity_file: {fleet.key.path}, known_hosts: {fleet.known_hosts}}}\n"
+        f"hosts:\n  web0: {{address: 127.0.0.1, port: {up.port}}}\n"
+        f"  down: {{address: 127.0.0.1, port: {closed}}}\n"
+    )
+    rb = write_runbook("""
+        version: 1
+        name: partial
+        hosts: [web0, down]
+        max_fail_percentage: 50
+        steps:
+          - id: touch
+            run: touch partial-marker
+            retries: {attempts: 2, delay: 100ms}
+    """)
+    result = runbook_cli("run", str(rb), "-i", str(path), "--output", "json")
+    summary = result.json()
+    assert summary["hosts"]["down"] == "failed" and summary["hosts"]["web0"] != "failed"
+    assert "refused" in result.stderr.lower()
+    assert "Traceback" not in result.stderr
+    down = next(s for s in summary["steps"] if s["host"] == "down")
+    assert down["attempts"] == 2  # a refused connection is a connect failure: retried
+    assert (fleet.home(0) / "partial-marker").exists()

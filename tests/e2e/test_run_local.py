@@ -309,7 +309,10 @@ def test_output_is_neutralised_before_reaching_the_terminal(runbook_cli, write_r
     assert "plain" in result.stderr and "binary" in result.stderr
 
 
-def _run_on_a_tty(args: list[str], env: dict[str, str]) -> str:
+def _run_on_a_tty(
+    args: list[str], env: dict[str, str], answer: tuple[str, str] | None = None
+) -> str:
+    """Run the CLI on a pseudo-terminal; ``answer`` = (prompt text, what to type)."""
     import os
     import pty
     import subprocess
@@ -334,6 +337,9 @@ def _run_on_a_tty(args: list[str], env: dict[str, str]) -> str:
         if not data:
             break
         chunks.append(data)
+        if answer and answer[0].encode() in b"".join(chunks):
+            os.write(leader, answer[1].encode())
+            answer = None
     proc.wait(timeout=30)
     os.close(leader)
     return b"".join(chunks).decode(errors="replace")
@@ -380,3 +386,30 @@ def test_the_including_runbook_reads_included_step_results(runbook_cli, write_ru
     """)
     result = runbook_cli("run", str(rb))
     assert result.code == 0, result.output
+
+
+def test_an_operator_approves_on_the_terminal_by_typing_the_word(
+    cli_env, write_runbook, state_dir
+):
+    rb = write_runbook("""
+        version: 1
+        name: gate
+        params:
+          env: {type: string, default: production}
+        steps:
+          - id: ask
+            approve: {message: "Deploy to {{ params.env }}?", confirm: "{{ params.env }}", timeout: 20s}
+          - id: after
+            run: echo went-on
+    """)
+    out = _run_on_a_tty(
+        ["run", str(rb)], cli_env, answer=("Type 'production'", "production\n")
+    )
+    assert "went-on" in out and "result: succeeded" in out
+    approval = next(r for r in audit_records(state_dir) if r["event"] == "approval")
+    assert approval["approved"] is True and approval["via"] == "tty"
+    assert approval["answer"] == "production" and approval["operator"] == "tester@ci"
+    wrong = _run_on_a_tty(
+        ["run", str(rb)], cli_env, answer=("Type 'production'", "prod\n")
+    )
+    assert "went-on" not in wrong and "result: no_go" in wrong
