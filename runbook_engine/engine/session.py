@@ -227,7 +227,7 @@ class Session:
                 runbook_name=prepared.runbook.name,
                 runbook_sha256=prepared.runbook.sha256,
                 git_commit=git_commit(request.runbook.resolve()),
-                params=masker.mask_data(_visible_params(prepared)),  # type: ignore[arg-type]
+                params=masker.mask_data(dict(prepared.params)),  # type: ignore[arg-type]
                 operator=self.operator,
                 command_line=masker.mask(request.command_line),
                 hosts=[h.name for h in prepared.hosts],
@@ -360,10 +360,6 @@ class Session:
             except Exception:
                 pass
         self.locks.clear()
-
-
-def _visible_params(prepared: Prepared) -> dict[str, Any]:
-    return dict(prepared.params)
 
 
 def claim_resume(state_dir: Path, run_id: str, by: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..actions import ActionEnv, Approver, handler_for
@@ -124,7 +125,7 @@ class Stepper:
                     self._evaluate_self(step, context, outcome, policy.until, "until")
                 )
             if not until_ok and number >= policy.attempts:
-                outcome = _replace(
+                outcome = replace(
                     outcome,
                     status=Status.FAILED,
                     message=(
@@ -198,7 +199,7 @@ class Stepper:
         json_value = (
             outcome.json if outcome.json is not None else parse_json(outcome.stdout)
         )
-        outcome = _replace(outcome, json=json_value)
+        outcome = replace(outcome, json=json_value)
         if step.failed_when is not None and outcome.status is not Status.SKIPPED:
             failed = bool(
                 self._evaluate_self(
@@ -206,24 +207,24 @@ class Stepper:
                 )
             )
             if failed:
-                return _replace(
+                return replace(
                     outcome,
                     status=Status.FAILED,
                     message=f"failed_when `{step.failed_when}` is true",
                 )
             if not outcome.status.succeeded:
-                outcome = _replace(outcome, status=Status.CHANGED, message=None)
+                outcome = replace(outcome, status=Status.CHANGED, message=None)
         if step.changed_when is not None and outcome.status.succeeded:
             changed = bool(
                 self._evaluate_self(
                     step, context, outcome, step.changed_when, "changed_when"
                 )
             )
-            outcome = _replace(outcome, status=Status.CHANGED if changed else Status.OK)
+            outcome = replace(outcome, status=Status.CHANGED if changed else Status.OK)
         elif outcome.status is Status.CHANGED and (
             step.safe or step.phase is Phase.PRECONDITIONS
         ):
-            outcome = _replace(outcome, status=Status.OK)  # checks only read
+            outcome = replace(outcome, status=Status.OK)  # checks only read
         return outcome
 
     def _evaluate_self(
@@ -281,9 +282,3 @@ class Stepper:
             set_vars=dict(outcome.set_vars),
             interrupted=outcome.interrupted,
         )
-
-
-def _replace(outcome: Outcome, **changes: Any) -> Outcome:
-    from dataclasses import replace
-
-    return replace(outcome, **changes)

@@ -33,7 +33,7 @@ class AuditSink:
         fields = event.record()
         for key in ("stdout_tail", "stderr_tail"):
             if fields.get(key):
-                fields[key] = _tail(fields[key])
+                fields[key] = output_tail(fields[key])
         if self.masker.active:
             fields = self.masker.mask_data(fields)  # type: ignore[assignment]
         with self._lock:
@@ -54,7 +54,8 @@ class AuditSink:
                 self.log.append(pending)
 
 
-def _tail(text: str) -> str:
+def output_tail(text: str) -> str:
+    """The output a record keeps: the last 20 lines, at most 4 KiB."""
     lines = text.splitlines()[-AUDIT_TAIL_LINES:]
     joined = "\n".join(lines)
     return joined[-AUDIT_TAIL_CHARS:]

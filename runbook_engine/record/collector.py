@@ -1,16 +1,17 @@
 """Keeps every event of the current run as a masked record, in order: the source for
-``--output json`` and for reports (which a past run builds from its audit records)."""
+``--output json`` and for reports. Output tails are cut as in the audit log, so a
+report of a live run and one of the same run read back from the log agree."""
 
 from __future__ import annotations
 
 import threading
 from typing import TYPE_CHECKING, Any
 
+from .auditsink import output_tail
+
 if TYPE_CHECKING:
     from ..secrets import Masker
     from .events import Event
-
-_TAIL_CHARS = 4096
 
 
 class Collector:
@@ -24,7 +25,7 @@ class Collector:
         record: dict[str, Any] = {"event": event.name, **event.record()}
         for key in ("stdout_tail", "stderr_tail"):
             if record.get(key):
-                record[key] = record[key][-_TAIL_CHARS:]
+                record[key] = output_tail(record[key])
         if self.masker.active:
             record = self.masker.mask_data(record)  # type: ignore[assignment]
         with self._lock:
