@@ -23,6 +23,7 @@ class RunInfo:
     id: str
     operator: str
     started_at: str
+    runbook_dir: str = "."  # the directory of the runbook file, absolute
 
 
 @dataclass(slots=True, kw_only=True)
@@ -84,6 +85,7 @@ class ContextBuilder:
             "id": run.id,
             "operator": run.operator,
             "started_at": run.started_at,
+            "runbook_dir": run.runbook_dir,
         }
         self.env = dict(os.environ)
 

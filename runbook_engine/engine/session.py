@@ -245,7 +245,12 @@ class Session:
         contexts = ContextBuilder(
             params=prepared.params,
             secrets=prepared.secrets,
-            run=RunInfo(id=self.run_id, operator=self.operator, started_at=started),
+            run=RunInfo(
+                id=self.run_id,
+                operator=self.operator,
+                started_at=started,
+                runbook_dir=str(request.runbook.resolve().parent),
+            ),
         )
         approver = TerminalApprover(
             yes=request.yes, approve=request.approve, sink=sink, operator=self.operator
@@ -409,7 +414,12 @@ def plan_runbook(prepared: Prepared) -> list[Any]:
         contexts = ContextBuilder(
             params=prepared.params,
             secrets=prepared.secrets,
-            run=RunInfo(id="plan", operator=session.operator, started_at="plan"),
+            run=RunInfo(
+                id="plan",
+                operator=session.operator,
+                started_at="plan",
+                runbook_dir=str(prepared.request.runbook.resolve().parent),
+            ),
         )
         approver = TerminalApprover(
             yes=False, approve=frozenset(), sink=sink, operator=session.operator
