@@ -302,3 +302,49 @@ def test_a_host_that_is_down_fails_its_step_with_a_one_line_cause(
     down = next(s for s in summary["steps"] if s["host"] == "down")
     assert down["attempts"] == 2  # a refused connection is a connect failure: retried
     assert (fleet.home(0) / "partial-marker").exists()
+
+
+def test_copy_and_template_over_ssh_report_changed_only_when_different(
+    runbook_cli, write_runbook, fleet, tmp_path
+):
+    inventory = fleet.inventory()
+    (tmp_path / "app.conf.j2").write_text(
+        "host={{ host.name }} port={{ params.port }}\n"
+    )
+    rb = write_runbook("""
+        version: 1
+        name: files_over_ssh
+        hosts: web
+        params:
+          port: {type: integer, default: 8080}
+        steps:
+          - id: conf
+            template: {src: app.conf.j2, dest: app.conf, mode: "0600"}
+    """)
+    first = runbook_cli("run", str(rb), "-i", str(inventory), "--output", "json")
+    assert first.code == 0, first.output
+    assert {s["status"] for s in first.json()["steps"]} == {"changed"}
+    for index in range(3):
+        conf = fleet.home(index) / "app.conf"
+        assert conf.read_text() == f"host=web{index} port=8080\n"
+        assert conf.stat().st_mode & 0o777 == 0o600
+    again = runbook_cli("run", str(rb), "-i", str(inventory), "--output", "json")
+    assert {s["status"] for s in again.json()["steps"]} == {"ok"}
+    other = runbook_cli(
+        "run",
+        str(rb),
+        "-i",
+        str(inventory),
+        "-e",
+        "port=9090",
+        "--limit",
+        "web1",
+        "--output",
+        "json",
+    )
+    assert [(s["host"], s["status"]) for s in other.json()["steps"]] == [
+        ("web1", "changed")
+    ]
+    assert not [
+        p for p in fleet.home(1).iterdir() if p.name.startswith(".app.conf")
+    ]  # no temp left
