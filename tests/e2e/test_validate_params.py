@@ -215,3 +215,20 @@ def test_params_file_problems_point_at_their_line(runbook_cli, write_runbook, tm
     )
     assert "error: param 'dry': must be a boolean" in result.stderr
     assert not list(tmp_path.glob("ran-*"))
+
+
+def test_the_readmes_yaml_examples_are_valid(runbook_cli, tmp_path):
+    import re
+
+    from tests.conftest import ROOT
+
+    blocks = re.findall(r"```yaml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    assert len(blocks) >= 2  # the annotated runbook and the inventory
+    paths = []
+    for index, block in enumerate(blocks):
+        path = tmp_path / f"example{index}.yaml"
+        path.write_text(block)
+        paths.append(str(path))
+    result = runbook_cli("validate", *paths)
+    assert result.code == 0, result.output
+    assert f"{len(blocks)} file(s) checked: 0 error(s)" in result.stderr
