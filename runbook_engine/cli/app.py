@@ -202,10 +202,9 @@ def _execute(prepared: Prepared, kw: dict[str, Any]) -> tuple[RunReport, Any]:
 
     reports = _parse_reports(kw.get("reports") or ())
     console = Console(verbosity=_verbosity(kw))
-    collector = Collector(prepared.masker)
+    collector = Collector()
     session = Session(prepared, sinks=[console, collector], live=console.live)
     _INVOCATION.run_id = console.run_id = session.run_id
-    collector.run_id = session.run_id
 
     def on_term(signum: int, frame: object) -> None:
         raise Terminated(signal.Signals(signum).name)

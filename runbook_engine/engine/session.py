@@ -204,11 +204,12 @@ class Session:
             claim_resume(state_dir, request.resumed_from, self.run_id)
         self.audit = AuditLog.open(state_dir, key=key_from_env(), run_id=self.run_id)
         try:
-            self.state = StateSink(state_dir, self.run_id, prepared.masker)
+            self.state = StateSink(state_dir, self.run_id)
             sink = MultiSink(
-                AuditSink(self.audit, run_id=self.run_id, masker=prepared.masker),
+                AuditSink(self.audit, run_id=self.run_id),
                 self.state,
                 *self.sinks,
+                masker=prepared.masker,  # secrets are masked once, for every sink
             )
             return self._run(sink, state_dir)
         finally:
@@ -220,16 +221,15 @@ class Session:
 
     def _run(self, sink: MultiSink, state_dir: Path) -> RunReport:
         prepared, request = self.prepared, self.prepared.request
-        masker = prepared.masker
         sink.emit(
             RunStarted(
                 runbook=str(request.runbook),
                 runbook_name=prepared.runbook.name,
                 runbook_sha256=prepared.runbook.sha256,
                 git_commit=git_commit(request.runbook.resolve()),
-                params=masker.mask_data(dict(prepared.params)),  # type: ignore[arg-type]
+                params=dict(prepared.params),
                 operator=self.operator,
-                command_line=masker.mask(request.command_line),
+                command_line=request.command_line,
                 hosts=[h.name for h in prepared.hosts],
                 inventory=None if request.inventory is None else str(request.inventory),
                 limit=request.limit,
@@ -257,7 +257,7 @@ class Session:
         )
         stepper = Stepper(
             contexts=contexts,
-            masker=masker,
+            masker=prepared.masker,
             sink=sink,
             approver=approver,
             live=self.live,

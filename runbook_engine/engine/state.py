@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from ..secrets import Masker
 
 _KEPT = {
     "run.started",
@@ -43,7 +42,7 @@ class StateSink:
     """Writes the run state. A write error (disk full) disables it, with a warning
     in ``failure``: the audit log, not this file, decides whether the run goes on."""
 
-    def __init__(self, state_dir: Path, run_id: str, masker: Masker) -> None:
+    def __init__(self, state_dir: Path, run_id: str) -> None:
         directory = runs_dir(state_dir)
         directory.mkdir(mode=0o700, exist_ok=True)
         ensure_state_dir(directory)
@@ -51,7 +50,6 @@ class StateSink:
             directory / f"{run_id}.jsonl", os.O_WRONLY | os.O_CREAT, append=True
         )
         self._file = os.fdopen(fd, "a", encoding="utf-8")
-        self._masker = masker
         self._lock = threading.Lock()
         self.failure: str | None = None
 
@@ -59,7 +57,6 @@ class StateSink:
         if event.name not in _KEPT:
             return
         record = {"event": event.name, **event.record()}
-        record = self._masker.mask_data(record)  # type: ignore[assignment]
         line = json.dumps(record, default=_plain, ensure_ascii=False)
         with self._lock:
             self._guarded(lambda: self._file.write(line + "\n"))

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from .audit import AuditLog, utc_now
 
 if TYPE_CHECKING:
-    from ..secrets import Masker
     from .events import Event
 
 AUDIT_TAIL_LINES = 20
@@ -21,10 +20,9 @@ AUDIT_TAIL_CHARS = 4096
 
 
 class AuditSink:
-    def __init__(self, log: AuditLog, *, run_id: str, masker: Masker) -> None:
+    def __init__(self, log: AuditLog, *, run_id: str) -> None:
         self.log = log
         self.run_id = run_id
-        self.masker = masker
         self._seq = 0
         self._pending: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -34,8 +32,6 @@ class AuditSink:
         for key in ("stdout_tail", "stderr_tail"):
             if fields.get(key):
                 fields[key] = output_tail(fields[key])
-        if self.masker.active:
-            fields = self.masker.mask_data(fields)  # type: ignore[assignment]
         with self._lock:
             self._seq += 1
             record = {

@@ -1,6 +1,7 @@
-"""Keeps every event of the current run as a masked record, in order: the source for
-``--output json`` and for reports. Output tails are cut as in the audit log, so a
-report of a live run and one of the same run read back from the log agree."""
+"""Keeps every event of the current run as a record, in order: the source for
+``--output json`` and for reports. Events arrive masked (``MultiSink``); output tails
+are cut as in the audit log, so a report of a live run and one of the same run read
+back from the log agree."""
 
 from __future__ import annotations
 
@@ -10,14 +11,11 @@ from typing import TYPE_CHECKING, Any
 from .auditsink import output_tail
 
 if TYPE_CHECKING:
-    from ..secrets import Masker
     from .events import Event
 
 
 class Collector:
-    def __init__(self, masker: Masker, run_id: str | None = None) -> None:
-        self.masker = masker
-        self.run_id = run_id
+    def __init__(self) -> None:
         self.records: list[dict[str, Any]] = []
         self._lock = threading.Lock()
 
@@ -26,8 +24,6 @@ class Collector:
         for key in ("stdout_tail", "stderr_tail"):
             if record.get(key):
                 record[key] = output_tail(record[key])
-        if self.masker.active:
-            record = self.masker.mask_data(record)  # type: ignore[assignment]
         with self._lock:
             self.records.append(record)
 

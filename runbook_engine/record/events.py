@@ -2,17 +2,21 @@
 state and the reports subscribe; the engine knows none of them.
 
 Each event is a frozen dataclass with the audit vocabulary as its ``name`` and its
-fields as the record body (``record()``). Everything in an event is already masked.
+fields as the record body (``record()``). Secrets are masked by ``MultiSink`` before
+any subscriber sees an event.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Sequence
+
+    from ..secrets import Masker
 
 
 class Status(enum.StrEnum):
@@ -45,7 +49,7 @@ class Event:
     def record(self) -> dict[str, Any]:
         """The event's fields as a new dict (shallow: fields hold plain data). This
         runs several times per step, so it avoids ``dataclasses.asdict``'s deep copy."""
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        return {name: getattr(self, name) for name in _field_names(type(self))}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -211,6 +215,31 @@ class DrillReport(Event):
     recovery_ms: int | None
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type[Event]) -> tuple[str, ...]:
+    # dataclasses.fields() leaves out the ClassVar `name`; cached, as it runs for
+    # every event several times per step
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
+
+
+def masked(event: Event, masker: Masker) -> Event:
+    """The event with its text fields (and the text inside mappings and lists)
+    masked; status words (enums) and numbers are left as they are."""
+    changes = {}
+    for name in _field_names(type(event)):
+        value = getattr(event, name)
+        textual = isinstance(value, str | Mapping | list | tuple)
+        if isinstance(value, enum.Enum) or not textual:
+            continue
+        changes[name] = masker.mask_data(value)
+    return replace(event, **changes)
+
+
 class EventSink(Protocol):
     def emit(self, event: Event) -> None: ...
 
@@ -220,12 +249,17 @@ class EventSink(Protocol):
 
 
 class MultiSink:
-    """Fans events out to several sinks, in order."""
+    """Fans events out to several sinks, in order. With a masker, every secret in an
+    event's text is masked once here, before any sink (console, audit log, run state,
+    reports) sees it."""
 
-    def __init__(self, *sinks: EventSink) -> None:
+    def __init__(self, *sinks: EventSink, masker: Masker | None = None) -> None:
         self.sinks = list(sinks)
+        self.masker = masker
 
     def emit(self, event: Event) -> None:
+        if self.masker is not None and self.masker.active:
+            event = masked(event, self.masker)
         for sink in self.sinks:
             sink.emit(event)
 

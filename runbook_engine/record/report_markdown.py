@@ -104,18 +104,22 @@ def _step_row(run: StepRun) -> list[str]:
     ]
 
 
+# the columns of a step row, for the steps table and the rollback table alike
+_STEP_COLUMNS = [
+    "host",
+    "phase",
+    "step",
+    "status",
+    "attempts",
+    "duration",
+    "rc",
+    "message",
+]
+
+
 def _steps(report: RunReport) -> list[str]:
     rows = [_step_row(run) for run in report.all_steps() if run.kind == "step"]
-    header = [
-        "host",
-        "phase",
-        "step",
-        "status",
-        "attempts",
-        "duration",
-        "rc",
-        "message",
-    ]
+    header = _STEP_COLUMNS
     return ["### Steps", "", *_table(header, rows)]
 
 
@@ -168,16 +172,7 @@ def _rollback(rollback: Rollback, report: RunReport) -> list[str]:
         if r.kind == "undo" or r.phase == "rollback"
     ]
     if undos:
-        header = [
-            "host",
-            "phase",
-            "step",
-            "status",
-            "attempts",
-            "duration",
-            "rc",
-            "message",
-        ]
+        header = _STEP_COLUMNS
         lines += _table(header, undos)
     return lines
 

@@ -359,7 +359,7 @@ def test_report_of_a_past_run_read_back_from_the_audit_log(tmp_path: Path) -> No
         hosts=["web1", "web2"],
     )
     with AuditLog.open(state, key=None, run_id="run-42") as log:
-        sink = AuditSink(log, run_id="run-42", masker=Masker([SECRET]))
+        sink = ev.MultiSink(AuditSink(log, run_id="run-42"), masker=Masker([SECRET]))
         for event in run.events:
             sink.emit(event)
             sink.barrier()
