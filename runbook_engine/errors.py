@@ -30,7 +30,7 @@ import enum
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    from .spec.diagnostics import Diagnostic
+    from .diagnostics import Diagnostic
 
 
 class ExitCode(enum.IntEnum):

@@ -14,10 +14,10 @@ if TYPE_CHECKING:
     import threading
     from pathlib import Path
 
-    from ..engine.results import Outcome
     from ..spec.model import Action, Step
     from ..transports.base import Transport
     from ..transports.output import StepOutput
+    from .outcome import Outcome
 
 
 class Approver(Protocol):

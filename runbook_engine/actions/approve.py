@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..engine.results import Outcome
 from ..record.events import Status
 from ..spec.model import ApproveAction
+from .outcome import Outcome
 
 if TYPE_CHECKING:
     from ..spec.model import Action

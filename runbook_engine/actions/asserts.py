@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from ..engine import render
-from ..engine.results import Outcome
+from .. import render
 from ..record.events import Status
 from ..spec.model import AssertAction
+from .outcome import Outcome
 
 if TYPE_CHECKING:
     from ..spec.model import Action

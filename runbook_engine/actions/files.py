@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..engine.results import Outcome
 from ..errors import ConnectionLostError, TransportError
 from ..record.events import Status
 from ..spec.model import CopyAction, TemplateAction
+from .outcome import Outcome
 
 if TYPE_CHECKING:
     from ..spec.model import Action

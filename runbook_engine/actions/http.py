@@ -8,9 +8,9 @@ import urllib.request
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..engine.results import Outcome, parse_json
 from ..record.events import Status
 from ..spec.model import HttpAction
+from .outcome import Outcome, parse_json
 
 if TYPE_CHECKING:
     from ..spec.model import Action

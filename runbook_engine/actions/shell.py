@@ -5,11 +5,11 @@ from __future__ import annotations
 import shlex
 from typing import TYPE_CHECKING
 
-from ..engine.results import Outcome
 from ..errors import ConnectionLostError, TransportError
 from ..record.events import Status
 from ..spec.model import ArgvAction, RunAction
 from ..transports.base import ExecRequest, Stream
+from .outcome import Outcome
 
 if TYPE_CHECKING:
     from ..spec.model import Action

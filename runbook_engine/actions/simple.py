@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..engine.results import Outcome
 from ..record.events import Status
 from ..spec.model import SetAction, SleepAction
 from ..units import format_duration
+from .outcome import Outcome
 
 if TYPE_CHECKING:
     from ..spec.model import Action

@@ -52,7 +52,7 @@ def _print_error(exc: RunbookError) -> None:
     diagnostics = getattr(exc, "diagnostics", None)
     message = str(exc)
     if diagnostics:
-        from ..spec.diagnostics import format_text
+        from ..diagnostics import format_text
 
         click.echo(format_text(diagnostics), err=True)
         if isinstance(exc, ParamError) and message != "invalid params":
@@ -72,7 +72,7 @@ def _crash() -> NoReturn:
         text = _INVOCATION.masker.mask(text)
     where = None
     try:
-        from ..engine.statedir import default_state_dir, ensure_state_dir
+        from ..statedir import default_state_dir, ensure_state_dir
 
         state_dir = ensure_state_dir(_INVOCATION.state_dir or default_state_dir())
         where = state_dir / f"crash-{_INVOCATION.run_id or os.getpid()}.log"

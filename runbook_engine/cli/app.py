@@ -39,7 +39,7 @@ _INVOCATION = _Invocation()
 
 
 def _state_dir(value: str | None) -> Path:
-    from ..engine.statedir import default_state_dir
+    from ..statedir import default_state_dir
 
     path = Path(value).expanduser() if value else default_state_dir()
     _INVOCATION.state_dir = path

@@ -47,8 +47,8 @@ def validate(
 
     Exit 0 when every file is valid, 2 otherwise.
     """
+    from ..diagnostics import format_github, format_json, format_text
     from ..spec import checking
-    from ..spec.diagnostics import format_github, format_json, format_text
 
     files = checking.expand_paths(paths)
     diagnostics, counted = checking.check_files(
@@ -107,8 +107,8 @@ def plan(runbook: Path, fmt: str, **kw: Any) -> None:
     Example:
       runbook plan runbooks/release.yaml -e version=1.1.0 --format markdown
     """
+    from ..engine.planview import format_plan
     from ..engine.session import plan_runbook
-    from ..record.planview import format_plan
 
     kw.update(state_dir=None, yes=False, approve=(), forks=20)
     request = _request(runbook, kw)
@@ -136,8 +136,8 @@ def docs(paths: tuple[Path, ...], output: Path | None) -> None:
       runbook docs runbooks/release.yaml
       runbook docs runbooks/ --output docs/runbooks/
     """
-    from ..record.docs import render_docs, write_docs
     from ..spec.build import load_runbook
+    from ..spec.docs import render_docs, write_docs
 
     if output is None:
         if len(paths) != 1 or not paths[0].is_file():

@@ -7,8 +7,8 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .. import render
 from ..spec.params import resolve_params
-from . import render
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

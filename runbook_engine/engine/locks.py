@@ -27,8 +27,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ..errors import InputError, LockHeldError, NoGoError
+from ..statedir import ensure_state_dir, open_private_file
 from ..transports.base import ExecRequest, Stream, Transport
-from .statedir import ensure_state_dir, open_private_file
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .. import render
 from ..errors import RenderError
 from ..spec.model import (
     Action,
@@ -28,7 +29,6 @@ from ..spec.model import (
     TemplateAction,
 )
 from ..units import format_duration
-from . import render
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

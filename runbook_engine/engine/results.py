@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -10,25 +9,6 @@ from ..record.events import Status
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Outcome:
-    """What an action reports for one attempt."""
-
-    status: Status
-    rc: int | None = None
-    stdout: str = ""
-    stderr: str = ""
-    message: str | None = None
-    http_status: int | None = None
-    json: Any = None
-    command: str | None = None  # what ran, for display (masked later)
-    set_vars: Mapping[str, Any] = field(default_factory=dict)
-    connection_lost: bool = False
-    retryable: bool = True
-    timed_out: bool = False
-    interrupted: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,13 +57,3 @@ class StepResult:
             "duration": round(self.duration, 3),
             "message": self.message,
         }
-
-
-def parse_json(text: str) -> Any:
-    stripped = text.strip()
-    if not stripped or (stripped[0] not in '[{"' and not stripped[0].isdigit()):
-        return None
-    try:
-        return json.loads(stripped)
-    except ValueError:
-        return None

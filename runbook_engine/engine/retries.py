@@ -20,8 +20,8 @@ from tenacity import (
     wait_random,
 )
 
+from ..actions.outcome import Outcome
 from ..record.events import Status
-from .results import Outcome
 
 if TYPE_CHECKING:
     import threading

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from .. import render
 from ..errors import (
     AuditError,
     InputError,
@@ -33,15 +34,14 @@ from ..spec.build import load_runbook
 from ..spec.inventory import Host, Inventory, load_inventory
 from ..spec.loader import load_mapping_file
 from ..spec.params import resolve_params
+from ..statedir import ensure_state_dir
 from ..transports.local import LocalTransport
 from ..transports.pool import TransportPool
-from . import render
 from .approval import TerminalApprover
 from .executor import Executor, RunOptions, RunReport
 from .hosts import ContextBuilder, HostState, RunInfo
 from .locks import LocalLock, LockHolder, RemoteLock
 from .state import StateSink
-from .statedir import ensure_state_dir
 from .stepper import LiveFactory, Stepper
 
 if TYPE_CHECKING:

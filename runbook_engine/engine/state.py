@@ -15,10 +15,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..actions.outcome import parse_json
 from ..errors import ResumeError
 from ..record.events import Event, RunStarted, RunStatus, Status, StepFinished
-from .results import StepResult, parse_json
-from .statedir import ensure_state_dir, open_private_file
+from ..statedir import ensure_state_dir, open_private_file
+from .results import StepResult
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -9,13 +9,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from .. import render
 from ..actions import ActionEnv, Approver, handler_for
+from ..actions.outcome import Outcome, parse_json
 from ..errors import RenderError
 from ..record.events import EventSink, Status, StepRetry
 from ..spec.model import Action, Phase, Retries, Step, Undo
 from ..transports.output import LiveCallback, StepOutput
-from . import render
-from .results import Outcome, StepResult, parse_json
+from .results import StepResult
 from .retries import run_with_retries
 
 if TYPE_CHECKING:

@@ -28,8 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
-from ..engine.statedir import ensure_state_dir, open_private_file
 from ..errors import AuditError, StateDirError
+from ..statedir import ensure_state_dir, open_private_file
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence

@@ -11,10 +11,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..diagnostics import Diagnostic
 from ..errors import InputError
 from ..secrets import SecretSource
 from ..units import parse_duration
-from .diagnostics import Diagnostic
 from .loader import Document, load_yaml
 from .model import (
     IncludeAction,

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from pathlib import Path
 
-    from .diagnostics import Diagnostic
+    from ..diagnostics import Diagnostic
     from .loader import Document
 
 _SUFFIXES = (".yaml", ".yml")

@@ -24,9 +24,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..diagnostics import Diagnostic, Position
 from ..errors import InputError, InventoryError
 from ..units import parse_duration
-from .diagnostics import Diagnostic, Position
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

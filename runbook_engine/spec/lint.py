@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from jinja2 import nodes
 
-from ..engine import render
+from .. import render
+from ..diagnostics import Diagnostic, Position
 from ..errors import InputError
-from .diagnostics import Diagnostic, Position
 from .model import (
     HOST_ACTIONS,
     ApproveAction,

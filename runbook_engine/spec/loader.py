@@ -40,8 +40,8 @@ from yaml.events import (
 )
 from yaml.nodes import ScalarNode
 
+from ..diagnostics import Diagnostic, Position
 from ..errors import InputError
-from .diagnostics import Diagnostic, Position
 
 __all__ = [
     "MAX_ALIAS_NODES",

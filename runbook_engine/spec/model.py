@@ -17,7 +17,7 @@ from ..units import parse_duration
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from .diagnostics import Position
+    from ..diagnostics import Position
 
 
 class OnFailure(enum.StrEnum):

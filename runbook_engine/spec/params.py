@@ -7,13 +7,13 @@ import difflib
 import re
 from typing import TYPE_CHECKING, Any
 
+from ..diagnostics import Diagnostic
 from ..errors import ParamError
-from .diagnostics import Diagnostic
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from .diagnostics import Position
+    from ..diagnostics import Position
     from .model import ParamDecl
 
 _TRUE = {"true", "yes", "on", "1"}

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Final
 
-from .diagnostics import Diagnostic
+from ..diagnostics import Diagnostic
 from .loader import describe_value, explain_plain_scalar
 
 if TYPE_CHECKING:

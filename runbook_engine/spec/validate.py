@@ -12,8 +12,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..engine import render
-from .diagnostics import Diagnostic, Position
+from .. import render
+from ..diagnostics import Diagnostic, Position
 
 _ORDERED = ("preconditions", "steps", "verify")
 _LATE = ("batch_gate", "rollback", "finally")

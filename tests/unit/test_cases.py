@@ -14,7 +14,7 @@ from runbook_engine.spec.loader import load_yaml
 from runbook_engine.spec.schema import validate_document
 
 if TYPE_CHECKING:
-    from runbook_engine.spec.diagnostics import Diagnostic
+    from runbook_engine.diagnostics import Diagnostic
 
 CASES = Path(__file__).resolve().parent.parent / "cases"
 INVALID = sorted((CASES / "invalid").glob("*.yaml"))

@@ -8,8 +8,8 @@ import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from runbook_engine.record.docs import INDEX, render_docs, write_docs
 from runbook_engine.spec.build import load_runbook
+from runbook_engine.spec.docs import INDEX, render_docs, write_docs
 
 if TYPE_CHECKING:
     import pytest

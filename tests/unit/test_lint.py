@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from runbook_engine.spec.diagnostics import Diagnostic
+    from runbook_engine.diagnostics import Diagnostic
 
 HEADER = "# yaml-language-server: $schema=../schemas/runbook.schema.json\nversion: 1\n"
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from runbook_engine.diagnostics import Position
 from runbook_engine.errors import InputError
-from runbook_engine.spec.diagnostics import Position
 from runbook_engine.spec.loader import (
     MAX_DEPTH,
     Document,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from runbook_engine.engine import render
+from runbook_engine import render
 from runbook_engine.errors import RenderError
 
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from runbook_engine.engine.statedir import (
+from runbook_engine.errors import ExitCode, StateDirError
+from runbook_engine.statedir import (
     default_state_dir,
     ensure_state_dir,
     open_private_file,
 )
-from runbook_engine.errors import ExitCode, StateDirError
 
 REPO = Path(__file__).resolve().parents[2]
 NOBODY = 65534
@@ -150,7 +150,7 @@ def test_fifo_is_refused_without_hanging(tmp_path: Path, flags: str) -> None:
     code = (
         "import os, sys\n"
         "from pathlib import Path\n"
-        "from runbook_engine.engine.statedir import open_private_file\n"
+        "from runbook_engine.statedir import open_private_file\n"
         "from runbook_engine.errors import StateDirError\n"
         "try:\n"
         f"    open_private_file(Path(sys.argv[1]), {flags})\n"

@@ -19,7 +19,7 @@ from jinja2 import TemplateSyntaxError as TemplateSyntaxError
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-from ..errors import RenderError
+from .errors import RenderError
 
 MAX_RENDERED = 1024 * 1024  # bytes of one rendered value
 MAX_SECONDS = 2.0

@@ -6,7 +6,7 @@ import html
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..engine.plan import PlannedStep
+    from .plan import PlannedStep
 
 
 def format_plan(prepared: Any, planned: list[PlannedStep], fmt: str) -> str:

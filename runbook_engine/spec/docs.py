@@ -13,7 +13,8 @@ import html
 import shlex
 from typing import TYPE_CHECKING, Any
 
-from ..spec.model import (
+from ..units import format_duration
+from .model import (
     HOST_ACTIONS,
     ApproveAction,
     ArgvAction,
@@ -28,13 +29,12 @@ from ..spec.model import (
     SleepAction,
     TemplateAction,
 )
-from ..units import format_duration
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from pathlib import Path
 
-    from ..spec.model import Action, Runbook, Step
+    from .model import Action, Runbook, Step
 
 INDEX = "index.md"
 _TABLE_PHASES = (
@@ -325,7 +325,7 @@ def _rollback_path(
 
 
 def _runbook_files(paths: Iterable[Path]) -> list[Path]:
-    from ..spec.checking import expand_paths, kind_of
+    from .checking import expand_paths, kind_of
 
     return [path for path in expand_paths(paths) if kind_of(path)[0] == "runbook"]
 
@@ -365,7 +365,7 @@ def write_docs(paths: Iterable[Path], output: Path) -> list[Path]:
     given and ``output`` is not an existing directory; otherwise it is a directory
     that gets one page per runbook plus ``index.md``. Raises ``InputError`` for an
     invalid runbook (nothing is written then)."""
-    from ..spec.build import load_runbook
+    from .build import load_runbook
 
     paths = list(paths)
     files = _runbook_files(paths)

@@ -14,7 +14,7 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import StateDirError
+from .errors import StateDirError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
