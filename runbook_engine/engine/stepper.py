@@ -162,21 +162,14 @@ class Stepper:
         timeout: float | None,
         label: str,
     ) -> Outcome:
-        where = f"step {step.id!r}"
-        rendered_env = {
-            k: str(render.render_value(v, context, f"{where} env.{k}"))
-            for k, v in env.items()
-        }
-        rendered_cwd = (
-            None if cwd is None else render.render(cwd, context, f"{where} cwd")
-        )
+        renderer = render.Renderer(context, f"step {step.id!r}")
+        rendered_env = {k: str(renderer.value(v, f"env.{k}")) for k, v in env.items()}
+        rendered_cwd = None if cwd is None else renderer.text(cwd, "cwd")
         action_env = ActionEnv(
             step=step,
             host=host.name,
             transport=self.local_transport if step.local else host.transport,
-            render=lambda value, what: render.render_value(value, context, what),
-            render_text=lambda source, what: render.render(source, context, what),
-            evaluate=lambda expr, what: render.evaluate(expr, context, what),
+            renderer=renderer,
             output=StepOutput(
                 self.masker.mask,
                 self.live(host.name, label),
