@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..record.events import Status
+from ..record.results import parse_json
 from ..spec.model import HttpAction
-from .outcome import Outcome, parse_json
+from .outcome import Outcome
 
 if TYPE_CHECKING:
     from ..spec.model import Action
