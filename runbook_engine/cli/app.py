@@ -176,7 +176,11 @@ EXIT_FOR_STATUS = {
 }
 
 
-def exit_code_for(report: RunReport) -> ExitCode:
+def exit_code_for(report: RunReport, mode: str = "run") -> ExitCode:
+    """The exit code of a run. For `runbook rollback` (``mode="rollback"``), rolled
+    back is what was asked: 0."""
+    if mode == "rollback" and report.status.value == "rolled_back":
+        return ExitCode.OK if not report.audit_failed else ExitCode.ROLLBACK_FAILED
     if report.audit_failed:
         return ExitCode.ROLLBACK_FAILED
     if report.interrupted_by == "SIGTERM":
@@ -223,9 +227,9 @@ def _execute(prepared: Prepared, kw: dict[str, Any]) -> tuple[RunReport, Any]:
         click.echo(f"warning: {session.state.failure}", err=True)
     _write_reports(reports, collector.records, session.run_id, session.chain_head)
     if kw.get("output") == "json":
-        click.echo(
-            json.dumps(_summary(session.run_id, report, collector.records), indent=2)
-        )
+        summary = _summary(session.run_id, report, collector.records)
+        summary["exit_code"] = int(exit_code_for(report, prepared.request.mode))
+        click.echo(json.dumps(summary, indent=2))
     return report, collector
 
 
@@ -289,8 +293,8 @@ def _write_reports(
         click.echo(f"report: {kind} written to {path}", err=True)
 
 
-def _finish(report: RunReport) -> NoReturn:
-    sys.exit(exit_code_for(report))
+def _finish(report: RunReport, mode: str = "run") -> NoReturn:
+    sys.exit(exit_code_for(report, mode))
 
 
 @click.group(

@@ -8,11 +8,13 @@ This is the only place that knows how the pieces fit together; the CLI builds a
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import secrets as random_tokens
 import socket
 import subprocess
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -28,24 +30,34 @@ from ..errors import (
 )
 from ..record.audit import AuditLog, key_from_env
 from ..record.auditsink import AuditSink
-from ..record.events import EventSink, HostConnected, MultiSink, Notice, RunStarted
+from ..record.events import (
+    EventSink,
+    HostConnected,
+    MultiSink,
+    Notice,
+    RunFinished,
+    RunStarted,
+    RunStatus,
+)
 from ..secrets import Masker, read_secrets
 from ..spec.build import load_runbook
 from ..spec.inventory import Host, Inventory, load_inventory
 from ..spec.loader import load_mapping_file
+from ..spec.model import Phase
 from ..spec.params import resolve_params
 from ..statedir import ensure_state_dir
 from ..transports.local import LocalTransport
 from ..transports.pool import TransportPool
 from .approval import TerminalApprover
 from .executor import Executor, RunOptions, RunReport
+from .fanout import Fanout
 from .hosts import ContextBuilder, HostState, RunInfo
 from .locks import LocalLock, LockHolder, RemoteLock
 from .state import StateSink
 from .stepper import LiveFactory, Stepper
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
     from pathlib import Path
 
     from ..record.results import StepResult
@@ -74,6 +86,7 @@ class RunRequest:
     resumed_from: str | None = None
     command_line: str = ""
     completed: Mapping[tuple[str, str], StepResult] = field(default_factory=dict)
+    notices: tuple[tuple[str, str], ...] = ()  # (kind, message) for the audit log
 
 
 @dataclass(slots=True, kw_only=True)
@@ -115,14 +128,7 @@ def prepare(request: RunRequest) -> Prepared:
     )
     pattern = _hosts_pattern(runbook, params)
     hosts = inventory.resolve(pattern, request.limit)
-    if request.options.start_at and runbook.step(request.options.start_at) is None:
-        raise InputError(
-            f"--start-at: no step {request.options.start_at!r} in {runbook.path}"
-        )
-    if request.options.fail_at and runbook.step(request.options.fail_at) is None:
-        raise InputError(
-            f"--fail-at: no step {request.options.fail_at!r} in {runbook.path}"
-        )
+    _check_step_options(runbook, request)
     return Prepared(
         request=request,
         runbook=runbook,
@@ -133,6 +139,29 @@ def prepare(request: RunRequest) -> Prepared:
         inventory=inventory,
         hosts=hosts,
     )
+
+
+def _check_step_options(runbook: Runbook, request: RunRequest) -> None:
+    """Flags that name steps must name real ones: exit 2 before anything runs."""
+    named = [
+        ("--start-at", request.options.start_at),
+        ("--fail-at", request.options.fail_at),
+    ]
+    for flag, step_id in named:
+        if step_id and runbook.step(step_id) is None:
+            raise InputError(f"{flag}: no step {step_id!r} in {runbook.path}")
+    gates = [s.id for s in runbook.all_steps() if s.action.kind == "approve"]
+    for step_id in sorted(request.approve):
+        step = runbook.step(step_id)
+        if step is not None and step.action.kind == "approve":
+            continue
+        problem = (
+            f"no step {step_id!r} in {runbook.path}"
+            if step is None
+            else f"step {step_id!r} is a {step.action.kind} step, not an approve step"
+        )
+        known = ", ".join(gates) or "none"
+        raise InputError(f"--approve {step_id}: {problem} (approve steps: {known})")
 
 
 def _params(runbook: Runbook, request: RunRequest) -> dict[str, Any]:
@@ -221,24 +250,11 @@ class Session:
 
     def _run(self, sink: MultiSink, state_dir: Path) -> RunReport:
         prepared, request = self.prepared, self.prepared.request
-        sink.emit(
-            RunStarted(
-                runbook=str(request.runbook),
-                runbook_name=prepared.runbook.name,
-                runbook_sha256=prepared.runbook.sha256,
-                git_commit=git_commit(request.runbook.resolve()),
-                params=dict(prepared.params),
-                operator=self.operator,
-                command_line=request.command_line,
-                hosts=[h.name for h in prepared.hosts],
-                inventory=None if request.inventory is None else str(request.inventory),
-                limit=request.limit,
-                resumed_from=request.resumed_from,
-                mode=request.mode,
-            )
-        )
+        _record_start(sink, prepared, self.run_id, mode=request.mode)
         for warning in prepared.warnings:
             sink.emit(Notice(kind="warning", message=warning))
+        for kind, message in request.notices:
+            sink.emit(Notice(kind=kind, message=message))
         sink.barrier()
         hosts = self._host_states(sink)
         started = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -294,12 +310,7 @@ class Session:
                 host_vars=host.vars,
                 transport=self.pool.get(host),
             )
-            for (host_name, _), result in request.completed.items():
-                if host_name == host.name:
-                    step = self.prepared.runbook.step(result.step_id)
-                    if step is not None:
-                        state.record(step, result, in_saga=True)
-                        state.started = True
+            state.restore(self.prepared.runbook, request.completed)
             states.append(state)
         self._connect_all(sink)
         return states
@@ -367,6 +378,31 @@ class Session:
         self.locks.clear()
 
 
+def _record_start(
+    sink: MultiSink, prepared: Prepared, run_id: str, *, mode: str
+) -> None:
+    request = prepared.request
+    sink.emit(
+        RunStarted(
+            runbook=str(request.runbook.resolve()),
+            runbook_name=prepared.runbook.name,
+            runbook_sha256=prepared.runbook.sha256,
+            git_commit=git_commit(request.runbook.resolve()),
+            params=dict(prepared.params),
+            operator=operator_name(),
+            command_line=request.command_line,
+            hosts=[h.name for h in prepared.hosts],
+            inventory=None
+            if request.inventory is None
+            else str(request.inventory.resolve()),
+            limit=request.limit,
+            resumed_from=request.resumed_from,
+            mode=mode,
+            lock=prepared.runbook.lock,
+        )
+    )
+
+
 def claim_resume(state_dir: Path, run_id: str, by: str) -> None:
     """A run is resumed once: a second `resume` of the same id would repeat the steps
     the first resume did. The claim is atomic (O_EXCL)."""
@@ -395,19 +431,24 @@ class _NullSink:
         pass
 
 
-def plan_runbook(prepared: Prepared) -> list[Any]:
-    """The plan of a prepared request; only ``safe: true`` steps run."""
-    from .plan import build_plan
-
-    session = Session(prepared, sinks=[], live=lambda host, step: None)
-    sink = _NullSink()
+@contextlib.contextmanager
+def _planning(
+    prepared: Prepared, sink: EventSink, run_id: str
+) -> Iterator[tuple[list[HostState], Stepper]]:
+    """Host states and a stepper for reading a plan: nothing connects until a probe
+    runs, and every connection is closed at the end."""
+    pool = TransportPool(
+        accept_new_host_keys=prepared.request.accept_new_host_keys,
+        passphrase=prepared.secrets.get(SSH_PASSPHRASE_SECRET),
+    )
+    operator = operator_name()
     try:
         hosts = [
             HostState(
                 name=h.name,
                 address=h.address,
                 host_vars=h.vars,
-                transport=session.pool.get(h),
+                transport=pool.get(h),
             )
             for h in prepared.hosts
         ]
@@ -415,14 +456,14 @@ def plan_runbook(prepared: Prepared) -> list[Any]:
             params=prepared.params,
             secrets=prepared.secrets,
             run=RunInfo(
-                id="plan",
-                operator=session.operator,
-                started_at="plan",
+                id=run_id,
+                operator=operator,
+                started_at=run_id,
                 runbook_dir=str(prepared.request.runbook.resolve().parent),
             ),
         )
         approver = TerminalApprover(
-            yes=False, approve=frozenset(), sink=sink, operator=session.operator
+            yes=False, approve=frozenset(), sink=sink, operator=operator
         )
         stepper = Stepper(
             contexts=contexts,
@@ -433,6 +474,68 @@ def plan_runbook(prepared: Prepared) -> list[Any]:
             local_transport=LocalTransport("local"),
             base_dir=prepared.request.runbook.parent,
         )
-        return build_plan(prepared.runbook.phases, hosts, stepper)
+        yield hosts, stepper
     finally:
-        session.pool.close()
+        pool.close()
+
+
+def plan_runbook(prepared: Prepared, *, probe: bool = False) -> list[Any]:
+    """The plan of a prepared request. Nothing runs, unless ``probe``: then the
+    ``safe: true`` steps really run (so later steps render with real values), under
+    a run of mode ``plan`` in the audit log, each probe recorded like any step."""
+    from .plan import build_plan
+
+    if not probe:
+        with _planning(prepared, _NullSink(), "plan") as (hosts, stepper):
+            return build_plan(prepared.runbook.phases, hosts, stepper, probe=None)
+    state_dir = ensure_state_dir(prepared.request.state_dir)
+    run_id = new_run_id()
+    audit = AuditLog.open(state_dir, key=key_from_env(), run_id=run_id)
+    sink = MultiSink(AuditSink(audit, run_id=run_id), masker=prepared.masker)
+    began = time.monotonic()
+    status = RunStatus.FAILED
+    try:
+        _record_start(sink, prepared, run_id, mode="plan")
+        with _planning(prepared, sink, run_id) as (hosts, stepper):
+            fanout = Fanout(stepper=stepper, sink=sink, workers=len(hosts))
+            try:
+                planned = build_plan(
+                    prepared.runbook.phases, hosts, stepper, probe=fanout.step
+                )
+            finally:
+                fanout.close()
+        status = RunStatus.SUCCEEDED
+        return planned
+    finally:
+        sink.emit(
+            RunFinished(
+                status=status,
+                duration_ms=int((time.monotonic() - began) * 1000),
+                hosts={h.name: "ok" for h in prepared.hosts},
+            )
+        )
+        sink.barrier()
+        audit.close()
+
+
+def plan_rollback(prepared: Prepared) -> list[tuple[str, str, str]]:
+    """What ``runbook rollback RUN_ID`` would run, per host, newest first, as
+    (host, step id, undo): each undo rendered as far as its saved results allow,
+    then the runbook's ``rollback:`` steps. Nothing runs."""
+    from .plan import describe_undo
+
+    rows: list[tuple[str, str, str]] = []
+    with _planning(prepared, _NullSink(), "rollback-plan") as (hosts, stepper):
+        for host in hosts:
+            host.restore(prepared.runbook, prepared.request.completed)
+            for step, result in reversed(host.saga):
+                if step.undo is not None and result.ran_on in (None, host.name):
+                    rows.append(
+                        (host.name, step.id, describe_undo(step, host, stepper))
+                    )
+            if host.saga:
+                rows += [
+                    (host.name, step.id, f"rollback step: {step.action.describe()}")
+                    for step in prepared.runbook.steps_of(Phase.ROLLBACK)
+                ]
+    return rows

@@ -23,7 +23,7 @@ import json
 import os
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
@@ -103,7 +103,8 @@ class VerifyReport:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunSummary:
     """A run as ``audit list`` shows it; ``status`` is None when no ``run.finished``
-    was recorded (the run is going on, or its controller died)."""
+    was recorded (the run is going on, or its controller died). ``resumed_from`` is
+    the run a resume continues, or the run a rollback undoes."""
 
     run_id: str
     runbook: str
@@ -111,7 +112,10 @@ class RunSummary:
     started_at: str
     status: str | None = None
     duration: float | None = None
-    mode: str = "run"  # run | check | drill | resume | rollback
+    mode: str = "run"  # run | check | drill | resume | rollback | plan
+    hosts: tuple[str, ...] = ()
+    lock: str | None = None
+    resumed_from: str | None = None
 
 
 class AuditLog:
@@ -276,16 +280,25 @@ def list_runs(path: Path) -> list[RunSummary]:
         run_id = str(record.get("run_id", ""))
         event = record.get("event")
         if event == "run.started":
-            runs[run_id] = RunSummary(
-                run_id=run_id,
-                runbook=str(record.get("runbook", "")),
-                operator=str(record.get("operator", "")),
-                started_at=str(record.get("ts", "")),
-                mode=str(record.get("mode", "run")),
-            )
+            runs[run_id] = _started(run_id, record)
         elif event == "run.finished" and run_id in runs:
             runs[run_id] = _finished(runs[run_id], record)
     return list(runs.values())
+
+
+def _started(run_id: str, record: Mapping[str, Any]) -> RunSummary:
+    hosts = record.get("hosts")
+    lock, resumed_from = record.get("lock"), record.get("resumed_from")
+    return RunSummary(
+        run_id=run_id,
+        runbook=str(record.get("runbook", "")),
+        operator=str(record.get("operator", "")),
+        started_at=str(record.get("ts", "")),
+        mode=str(record.get("mode", "run")),
+        hosts=tuple(str(h) for h in hosts) if isinstance(hosts, list) else (),
+        lock=None if lock is None else str(lock),
+        resumed_from=None if resumed_from is None else str(resumed_from),
+    )
 
 
 def run_records(path: Path, run_id: str) -> list[dict[str, Any]]:
@@ -400,14 +413,7 @@ def _finished(run: RunSummary, record: Mapping[str, Any]) -> RunSummary:
         duration: float | None = duration_ms / 1000
     else:
         duration = _seconds_between(run.started_at, str(record.get("ts", "")))
-    return RunSummary(
-        run_id=run.run_id,
-        runbook=run.runbook,
-        operator=run.operator,
-        started_at=run.started_at,
-        status=str(record.get("status", "")),
-        duration=duration,
-    )
+    return replace(run, status=str(record.get("status", "")), duration=duration)
 
 
 def _seconds_between(start: str, end: str) -> float | None:
