@@ -59,10 +59,15 @@ class Release:
 
 
 def load_release(
-    state_dir: Path, run_id: str, *, summaries: list[RunSummary] | None = None
+    state_dir: Path,
+    run_id: str,
+    *,
+    summaries: list[RunSummary] | None = None,
+    redo_undone: bool = False,
 ) -> Release:
     """The release ``run_id`` belongs to, up to and including ``run_id``, with
-    what later rollbacks of it undid taken away."""
+    what rollbacks of it undid taken away (kept with ``redo_undone``: a forced
+    rollback undoes everything again)."""
     chain = [load_saved_run(state_dir, run_id)]
     while chain[0].mode == "resume" and chain[0].resumed_from:
         if len(chain) >= _MAX_CHAIN:
@@ -71,6 +76,9 @@ def load_release(
     release = Release(runs=chain)
     for saved in chain:
         release.results.update(saved.results)
+    if redo_undone:
+        return release
+    for saved in chain:
         for key in saved.undone:
             release.results.pop(key, None)
     ids = set(release.ids)
@@ -212,6 +220,9 @@ def saved_request(
             raise ResumeError(f"{refusal}; use --force to roll back anyway")
         if refusal:
             notices.append(("rollback.forced", f"--force: {refusal}"))
+            release = load_release(
+                state_dir, run_id, summaries=summaries, redo_undone=True
+            )
     path = _runbook_path(latest)
     _check_unchanged(run_id, path, latest, mode=mode, force=force)
     inventory = latest.header.get("inventory")

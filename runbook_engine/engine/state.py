@@ -91,8 +91,9 @@ class SavedRun:
     run_id: str
     header: dict[str, Any]
     status: RunStatus | None  # None: the run never finished (crash, kill -9)
+    # completed steps (host, step) -> result, and those whose undo succeeded since
     results: dict[tuple[str, str], StepResult] = field(default_factory=dict)
-    undone: set[tuple[str, str]] = field(default_factory=set)  # undos that succeeded
+    undone: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def runbook(self) -> str:
@@ -145,9 +146,7 @@ def _apply(
         else:
             saved.results.pop(key, None)
     elif event == "undo.finished" and record.get("status") in ("ok", "changed"):
-        key = (record["host"], record["step"])
-        saved.results.pop(key, None)
-        saved.undone.add(key)
+        saved.undone.add((record["host"], record["step"]))
     elif event == "run.finished":
         saved.status = RunStatus(record["status"])
     return saved
