@@ -4,6 +4,7 @@ for an outcome."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -250,11 +251,29 @@ class Stepper:
             _result_of(step, host.name, outcome),
             json=self.masker.mask_data(outcome.json),
             message=None if outcome.message is None else mask(outcome.message),
-            command=None if outcome.command is None else mask(outcome.command),
+            command=None if outcome.command is None else bounded(mask(outcome.command)),
             attempts=attempts,
             started_at=started,
             duration=time.monotonic() - clock,
         )
+
+
+COMMAND_HEAD = 2048  # characters of a long command kept for display and the audit
+COMMAND_TAIL = 1024
+
+
+def bounded(command: str) -> str:
+    """A command as records keep it: whole up to 4 KiB, else its head and tail with
+    its length and SHA-256 between (a failed command must never write megabytes
+    into the audit log)."""
+    if len(command) <= COMMAND_HEAD + COMMAND_TAIL + 1024:
+        return command
+    digest = hashlib.sha256(command.encode()).hexdigest()
+    cut = len(command) - COMMAND_HEAD - COMMAND_TAIL
+    return (
+        f"{command[:COMMAND_HEAD]}\n... [{cut} more characters; the whole command:"
+        f" {len(command)} characters, sha256 {digest}] ...\n{command[-COMMAND_TAIL:]}"
+    )
 
 
 def _result_of(step: Step, host: str, outcome: Outcome) -> StepResult:
