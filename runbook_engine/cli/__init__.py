@@ -13,18 +13,30 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import traceback
-from typing import NoReturn
 
-import click
 
-from ..errors import ExitCode, ParamError, RunbookError
-from .app import _INVOCATION, cli
+def _interrupted_at_start_up(signum: int, frame: object) -> None:
+    # Ctrl-C while Python still imports us: one line and 130, never a traceback
+    os.write(2, b"interrupted\n")
+    os._exit(130)
+
+
+signal.signal(signal.SIGINT, _interrupted_at_start_up)
+
+import traceback  # noqa: E402
+from typing import NoReturn  # noqa: E402
+
+import click  # noqa: E402
+
+from ..errors import ExitCode, ParamError, RunbookError  # noqa: E402
+from .app import _INVOCATION, Interrupted, cli  # noqa: E402
 
 
 def main() -> None:
     # a file size limit must fail the write (EFBIG, reported), not kill the process
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    # from here on Ctrl-C is a KeyboardInterrupt: runs stop cleanly and record it
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         cli.main(standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -38,7 +50,7 @@ def main() -> None:
     except RunbookError as exc:
         _print_error(exc)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):
         click.echo("interrupted", err=True)
         sys.exit(ExitCode.INTERRUPTED)
     except BrokenPipeError:

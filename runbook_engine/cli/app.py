@@ -297,8 +297,22 @@ def _finish(report: RunReport, mode: str = "run") -> NoReturn:
     sys.exit(exit_code_for(report, mode))
 
 
+class Interrupted(Exception):
+    """Ctrl-C outside a run's own handling (loading, connecting, reading): the CLI
+    says "interrupted" and exits 130."""
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:  # click would print a blank line and "Aborted!"
+            raise Interrupted from None
+
+
 @click.group(
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.version_option(__version__, prog_name="runbook")
 def cli() -> None:

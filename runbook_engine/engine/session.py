@@ -49,7 +49,7 @@ from ..statedir import ensure_state_dir
 from ..transports.local import LocalTransport
 from ..transports.pool import TransportPool
 from .approval import TerminalApprover
-from .executor import Executor, RunOptions, RunReport
+from .executor import Executor, RunOptions, RunReport, Terminated
 from .fanout import Fanout
 from .hosts import ContextBuilder, HostState, RunInfo
 from .locks import LocalLock, LockHolder, RemoteLock
@@ -256,7 +256,10 @@ class Session:
         for kind, message in request.notices:
             sink.emit(Notice(kind=kind, message=message))
         sink.barrier()
-        hosts = self._host_states(sink)
+        try:
+            hosts = self._host_states(sink)
+        except (KeyboardInterrupt, Terminated) as exc:
+            return _interrupted_before_start(sink, exc)
         started = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
         contexts = ContextBuilder(
             params=prepared.params,
@@ -376,6 +379,25 @@ class Session:
             except Exception:
                 pass
         self.locks.clear()
+
+
+def _interrupted_before_start(sink: MultiSink, exc: BaseException) -> RunReport:
+    """Ctrl-C (or SIGTERM) while connecting: nothing ran; record how it ended."""
+    name = exc.signal_name if isinstance(exc, Terminated) else "SIGINT"
+    report = RunReport(
+        status=RunStatus.INTERRUPTED,
+        duration=0.0,
+        hosts={},
+        message=f"{name} while connecting: nothing ran",
+        interrupted_by=name,
+    )
+    sink.emit(
+        RunFinished(
+            status=report.status, duration_ms=0, hosts={}, message=report.message
+        )
+    )
+    sink.barrier()
+    return report
 
 
 def _record_start(

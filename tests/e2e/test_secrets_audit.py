@@ -412,3 +412,28 @@ def test_internal_error_is_exit_70_with_a_masked_crash_file(
     text = crash.read_text()
     assert "KeyError" in text and "oops ***" in text and SECRET not in text
     assert crash.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("delay", [0.15, 0.3, 0.45, 0.7, 1.2])
+def test_ctrl_c_at_any_moment_of_start_up_is_one_line_and_exit_130(
+    cli_env, write_runbook, tmp_path, delay
+):
+    # imports, loading, a slow secret manager, the audit log, then a step
+    rb = write_runbook("""
+        version: 1
+        name: slow_start
+        secrets:
+          token: {command: [sh, -c, 'sleep 0.4; echo t0ken-value']}
+        steps:
+          - id: wait
+            run: sleep 5
+    """)
+    proc = start_run(cli_env, tmp_path, "run", str(rb))
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "Aborted" not in err
+    lines = err.strip().splitlines()
+    # before the run starts: exactly one line; once it runs: its own summary
+    assert lines == ["interrupted"] or "result: interrupted" in err, err
