@@ -46,6 +46,7 @@ def run(action: Action, env: ActionEnv) -> Outcome:
 
 def execute(request: ExecRequest, display: str, env: ActionEnv) -> Outcome:
     """Run one request on the env's transport and turn what happened into data."""
+    env.announce(display)
     try:
         env.transport.connect()
         result = env.transport.exec(request, env.output, env.cancel)

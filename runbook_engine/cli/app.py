@@ -122,7 +122,21 @@ _SESSION_OPTIONS = [
         help="Write a report: json, junit, markdown or html (repeatable).",
     ),
     click.option("-q", "--quiet", is_flag=True, help="Only failures and the result."),
-    click.option("-v", "--verbose", is_flag=True, help="More detail per step."),
+    click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        help="-v: each command as it starts; -vv: connections and host keys too.",
+    ),
+    click.option(
+        "--color",
+        "--colour",
+        "colour",
+        type=click.Choice(["auto", "always", "never"]),
+        default="auto",
+        show_default=True,
+        help="auto: on a terminal, unless NO_COLOR is set.",
+    ),
 ]
 
 
@@ -163,7 +177,11 @@ def _request(runbook: Path, kw: dict[str, Any], **extra: Any) -> RunRequest:
 
 
 def _verbosity(kw: dict[str, Any]) -> int:
-    return -1 if kw["quiet"] else (1 if kw["verbose"] else 0)
+    return -1 if kw["quiet"] else min(int(kw["verbose"]), 2)
+
+
+def _colour(kw: dict[str, Any]) -> bool | None:
+    return {"always": True, "never": False}.get(kw.get("colour") or "auto")
 
 
 EXIT_FOR_STATUS = {
@@ -206,9 +224,14 @@ def _execute(prepared: Prepared, kw: dict[str, Any]) -> tuple[RunReport, Any]:
     from ..record.console import Console
 
     reports = _parse_reports(kw.get("reports") or ())
-    console = Console(verbosity=_verbosity(kw))
+    console = Console(verbosity=_verbosity(kw), colour=_colour(kw))
     collector = Collector()
-    session = Session(prepared, sinks=[console, collector], live=console.live)
+    session = Session(
+        prepared,
+        sinks=[console, collector],
+        live=console.live,
+        announce=console.announce,
+    )
     _INVOCATION.run_id = console.run_id = session.run_id
 
     def on_term(signum: int, frame: object) -> None:

@@ -54,7 +54,7 @@ from .fanout import Fanout
 from .hosts import ContextBuilder, HostState, RunInfo
 from .locks import LocalLock, LockHolder, RemoteLock
 from .state import StateSink
-from .stepper import LiveFactory, Stepper
+from .stepper import Announce, LiveFactory, Stepper
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping, Sequence
@@ -210,11 +210,17 @@ class Session:
     """Runs a prepared request. ``sinks`` (console, reports) receive every event."""
 
     def __init__(
-        self, prepared: Prepared, *, sinks: Sequence[EventSink], live: LiveFactory
+        self,
+        prepared: Prepared,
+        *,
+        sinks: Sequence[EventSink],
+        live: LiveFactory,
+        announce: Announce | None = None,
     ) -> None:
         self.prepared = prepared
         self.sinks = list(sinks)
         self.live = live
+        self.announce = announce
         self.run_id = new_run_id()
         self.operator = operator_name()
         self.pool = TransportPool(
@@ -282,6 +288,7 @@ class Session:
             live=self.live,
             local_transport=LocalTransport("local"),
             base_dir=request.runbook.parent,
+            announce=self.announce,
         )
         executor = Executor(
             prepared.runbook,

@@ -464,3 +464,34 @@ def test_huge_commands_fail_clearly_and_never_bloat_the_audit_log(
     kept = finished[1]["command"]
     assert kept.startswith("echo yyyy") and kept.endswith("> /dev/null; exit 4")
     assert "the whole command: 100025 characters, sha256 " in kept
+
+
+def test_verbosity_and_colour_flags(runbook_cli, write_runbook):
+    rb = write_runbook("""
+        version: 1
+        name: chatty
+        secrets:
+          token: {env: TOKEN}
+        on_failure: continue
+        steps:
+          - id: greet
+            run: echo hello {{ secrets.token }}
+          - id: fail
+            run: echo oops; exit 2
+    """)
+    env = {"TOKEN": "t0p-s3cret"}
+    normal = runbook_cli("run", str(rb), env=env)
+    assert "local | greet | hello ***" in normal.stderr
+    assert "$ echo" not in normal.stderr
+    verbose = runbook_cli("run", str(rb), "-v", env=env)
+    assert "local | greet $ echo hello ***" in verbose.stderr  # as it starts, masked
+    assert verbose.stderr.index("greet $ echo") < verbose.stderr.index("| hello")
+    quiet = runbook_cli("run", str(rb), "-q", env=env)
+    assert "greet" not in quiet.stderr and "local fail" in quiet.stderr
+    assert "result: failed" in quiet.stderr
+    assert "\x1b[" not in normal.stderr  # not a terminal: no colour
+    always = runbook_cli("run", str(rb), "--color", "always", env=env)
+    assert "\x1b[31m" in always.stderr  # failed in red, even through a pipe
+    never = runbook_cli("run", str(rb), "--color", "never", env=env)
+    assert "\x1b[" not in never.stderr
+    assert "t0p-s3cret" not in normal.output + verbose.output + always.output
