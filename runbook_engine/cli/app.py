@@ -52,8 +52,9 @@ EXTRA_OPTION = click.option(
     "--extra",
     "assignments",
     multiple=True,
-    metavar="KEY=VALUE",
-    help="Set a param (repeatable). Values are coerced to the declared type.",
+    metavar="KEY=VALUE|@FILE",
+    help="Set a param (repeatable). Values are coerced to the declared type; @FILE"
+    " reads a YAML or JSON mapping of params, like --params-file.",
 )
 PARAMS_FILE_OPTION = click.option(
     "--params-file",
@@ -64,7 +65,9 @@ INVENTORY_OPTION = click.option(
     "-i",
     "--inventory",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Inventory file (hosts, groups, connection settings).",
+    envvar="RUNBOOK_INVENTORY",
+    help="Inventory file (hosts, groups, connection settings); default"
+    " $RUNBOOK_INVENTORY.",
 )
 LIMIT_OPTION = click.option(
     "--limit", metavar="PATTERN", help="Narrow the runbook's hosts to this pattern."
@@ -160,10 +163,14 @@ def _request(runbook: Path, kw: dict[str, Any], **extra: Any) -> RunRequest:
     from ..spec.params import parse_assignments
 
     options = RunOptions(forks=kw["forks"], **extra.pop("options", {}))
+    files = [Path(a[1:]) for a in kw["assignments"] if a.startswith("@")]
+    pairs = [a for a in kw["assignments"] if not a.startswith("@")]
+    if kw["params_file"] is not None:
+        files.insert(0, kw["params_file"])
     return RunRequest(
         runbook=runbook,
-        assignments=parse_assignments(kw["assignments"]),
-        params_file=kw["params_file"],
+        assignments=parse_assignments(pairs),
+        params_files=tuple(files),
         inventory=kw["inventory"],
         limit=kw["limit"],
         state_dir=_state_dir(kw["state_dir"]),
@@ -338,6 +345,15 @@ class _Group(click.Group):
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.version_option(__version__, prog_name="runbook")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Declarative runbooks: validate, plan, run, check, drill, resume, roll back,
-    audit."""
+    audit.
+
+    Defaults (inventory, forks, state dir, reports, color) can come from runbook.toml
+    in the repository or ~/.config/runbook/config.toml; flags and RUNBOOK_* variables
+    win over them.
+    """
+    from .config import default_map, find_files
+
+    ctx.default_map = default_map(find_files())

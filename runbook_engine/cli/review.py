@@ -39,7 +39,8 @@ from .app import (
     "-i",
     "--inventory",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Check hosts: patterns against this inventory.",
+    envvar="RUNBOOK_INVENTORY",
+    help="Check hosts: patterns against this inventory (default $RUNBOOK_INVENTORY).",
 )
 def validate(
     paths: tuple[Path, ...], fmt: str, strict: bool, inventory: Path | None

@@ -71,7 +71,7 @@ SSH_PASSPHRASE_SECRET = "ssh_passphrase"
 class RunRequest:
     runbook: Path
     assignments: Mapping[str, str] = field(default_factory=dict)
-    params_file: Path | None = None
+    params_files: tuple[Path, ...] = ()  # --params-file, then each -e @FILE
     given_params: Mapping[str, Any] | None = (
         None  # resume: typed values from saved state
     )
@@ -167,10 +167,10 @@ def _check_step_options(runbook: Runbook, request: RunRequest) -> None:
 def _params(runbook: Runbook, request: RunRequest) -> dict[str, Any]:
     given: dict[str, Any] = dict(request.given_params or {})
     positions = {}
-    if request.params_file is not None:
-        loaded = load_mapping_file(request.params_file)
+    for path in request.params_files:  # later files win, as later -e do
+        loaded = load_mapping_file(path)
         given.update(loaded.data)
-        positions = {name: loaded.positions.key((name,)) for name in loaded.data}
+        positions.update({name: loaded.positions.key((name,)) for name in loaded.data})
     given.update(request.assignments)
     for name in request.assignments:  # -e wins over the file: no file position
         positions.pop(name, None)
