@@ -52,12 +52,24 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except (KeyboardInterrupt, Interrupted):
         click.echo("interrupted", err=True)
-        sys.exit(ExitCode.INTERRUPTED)
+        _exit_now(ExitCode.INTERRUPTED)
     except BrokenPipeError:
         sys.exit(ExitCode.FAILED)
     except Exception:
         _crash()
     sys.exit(ExitCode.OK)
+
+
+def _exit_now(code: int) -> NoReturn:
+    """Exit with ``code`` after an interrupt, whatever Python would make of it: it
+    turns an exit that follows a KeyboardInterrupt into a death by SIGINT (-2) now
+    and then; everything that had to be closed was closed on the way out."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def _print_error(exc: RunbookError) -> None:

@@ -98,6 +98,7 @@ class VerifyReport:
     reason: str | None = None
     truncated_line: int | None = None
     keyed: bool = False
+    expected_at: int | None = None  # the record whose hash is the expected head
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -261,9 +262,14 @@ def read_records(path: Path) -> Iterator[AuditLine]:
             yield AuditLine(number, raw, _parse(raw), terminated)
 
 
-def verify(path: Path, key: bytes | None) -> VerifyReport:
-    """Check the whole chain (and every HMAC when ``key`` is given)."""
-    checker = _ChainChecker(key)
+def verify(
+    path: Path, key: bytes | None, *, expect_head: str | None = None
+) -> VerifyReport:
+    """Check the whole chain (and every HMAC when ``key`` is given). With
+    ``expect_head`` (a head hash kept from an earlier verify), the chain must still
+    hold that record: when it does not, records were cut off the end (or the log
+    was rewritten), which the chain alone cannot tell."""
+    checker = _ChainChecker(key, expect_head)
     for line in read_records(path):
         if not checker.feed(line):
             break
@@ -301,6 +307,22 @@ def _started(run_id: str, record: Mapping[str, Any]) -> RunSummary:
     )
 
 
+def resolve_run_id(runs: Sequence[RunSummary], wanted: str) -> str | None:
+    """The run ``wanted`` names: its id, ``last`` (the most recent run), or a
+    prefix of exactly one id. None when nothing matches; raises ``ValueError``
+    listing the candidates when a prefix is ambiguous."""
+    if wanted == "last":
+        return runs[-1].run_id if runs else None
+    ids = [run.run_id for run in runs]
+    if wanted in ids:
+        return wanted
+    found = [run_id for run_id in ids if run_id.startswith(wanted)]
+    if len(found) > 1:
+        shown = ", ".join(found[-5:])
+        raise ValueError(f"{wanted!r} is the start of {len(found)} run ids ({shown})")
+    return found[0] if found else None
+
+
 def run_records(path: Path, run_id: str) -> list[dict[str, Any]]:
     """Every complete record of one run, in log order."""
     return [
@@ -317,8 +339,10 @@ class _ChainChecker:
     fine if an ``audit.repaired`` record naming them follows, or if they end the
     file (a crash); anything else is an edit."""
 
-    def __init__(self, key: bytes | None):
+    def __init__(self, key: bytes | None, expect_head: str | None = None):
         self._key = key
+        self._expect = expect_head
+        self._expected_at: int | None = None
         self._head = ZERO_HASH
         self._head_line = 0
         self._records = 0
@@ -337,9 +361,17 @@ class _ChainChecker:
             return self._fail(line.number, problem)
         self._head, self._head_line = _sha256(line.raw), line.number
         self._records += 1
+        if self._head == self._expect:
+            self._expected_at = self._records
         return True
 
     def report(self) -> VerifyReport:
+        if self._bad is None and self._expect and self._expected_at is None:
+            self._bad = (
+                0,
+                f"no record has the expected head {self._expect}: records were cut"
+                " off the end of the log, or it was rewritten",
+            )
         bad_line, reason = self._bad if self._bad else (None, None)
         truncated = self._span[0].number if self._span and not self._bad else None
         return VerifyReport(
@@ -350,6 +382,7 @@ class _ChainChecker:
             reason=reason,
             truncated_line=truncated,
             keyed=self._key is not None,
+            expected_at=self._expected_at,
         )
 
     def _fail(self, number: int, reason: str) -> bool:

@@ -414,26 +414,33 @@ def test_internal_error_is_exit_70_with_a_masked_crash_file(
     assert crash.stat().st_mode & 0o777 == 0o600
 
 
-@pytest.mark.parametrize("delay", [0.15, 0.3, 0.45, 0.7, 1.2])
+@pytest.mark.parametrize("after", [0.0, 0.05, 0.2, "step"])
 def test_ctrl_c_at_any_moment_of_start_up_is_one_line_and_exit_130(
-    cli_env, write_runbook, tmp_path, delay
+    cli_env, write_runbook, tmp_path, state_dir, after
 ):
-    # imports, loading, a slow secret manager, the audit log, then a step
-    rb = write_runbook("""
+    # a slow secret manager, then the audit log and a step: Ctrl-C while the
+    # secret is read, just after, or once the step runs
+    marker = tmp_path / "reading"
+    rb = write_runbook(f"""
         version: 1
         name: slow_start
         secrets:
-          token: {command: [sh, -c, 'sleep 0.4; echo t0ken-value']}
+          token: {{command: [sh, -c, 'touch {marker}; sleep 0.3; echo t0ken-value']}}
         steps:
           - id: wait
             run: sleep 5
     """)
     proc = start_run(cli_env, tmp_path, "run", str(rb))
-    time.sleep(delay)
+    if after == "step":
+        wait_for_steps(state_dir, 1)
+    else:
+        deadline = time.monotonic() + 30
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(after)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "Aborted" not in err
-    lines = err.strip().splitlines()
     # before the run starts: exactly one line; once it runs: its own summary
-    assert lines == ["interrupted"] or "result: interrupted" in err, err
+    assert err.strip().splitlines() == ["interrupted"] or "result: interrupted" in err
