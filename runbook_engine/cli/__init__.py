@@ -38,7 +38,7 @@ def main() -> None:
     # from here on Ctrl-C is a KeyboardInterrupt: runs stop cleanly and record it
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        cli.main(standalone_mode=False)
+        cli.main(prog_name="runbook", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:

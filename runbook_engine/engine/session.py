@@ -261,6 +261,16 @@ class Session:
             sink.emit(Notice(kind="warning", message=warning))
         for kind, message in request.notices:
             sink.emit(Notice(kind=kind, message=message))
+        if request.mode == "resume":
+            for host, done in _done_by_host(request.completed).items():
+                sink.emit(
+                    Notice(
+                        kind="resume.skipped",
+                        host=host,
+                        message=f"{host}: done by run {request.resumed_from} and"
+                        f" earlier, not repeated: {', '.join(done)}",
+                    )
+                )
         sink.barrier()
         try:
             hosts = self._host_states(sink)
@@ -386,6 +396,15 @@ class Session:
             except Exception:
                 pass
         self.locks.clear()
+
+
+def _done_by_host(
+    completed: Mapping[tuple[str, str], StepResult],
+) -> dict[str, list[str]]:
+    done: dict[str, list[str]] = {}
+    for host, step in completed:
+        done.setdefault(host, []).append(step)
+    return done
 
 
 def _interrupted_before_start(sink: MultiSink, exc: BaseException) -> RunReport:

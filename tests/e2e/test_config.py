@@ -115,3 +115,16 @@ def test_params_from_a_file_with_at_and_later_values_win(runbook_cli, repo, tmp_
     )
     assert result.code == 0, result.output
     assert "local | say | local ops 4" in result.stderr
+
+
+def test_shell_completion_script_and_completions(runbook_cli):
+    script = runbook_cli(env={"_RUNBOOK_COMPLETE": "bash_source"})
+    assert script.code == 0 and "_runbook_completion" in script.stdout
+    words = runbook_cli(
+        env={
+            "_RUNBOOK_COMPLETE": "bash_complete",
+            "COMP_WORDS": "runbook ro",
+            "COMP_CWORD": "1",
+        }
+    )
+    assert "plain,rollback" in words.stdout.split()

@@ -144,6 +144,9 @@ def test_a_resumed_release_rolls_back_as_one_saga_from_any_directory(
     elsewhere.mkdir()
     resumed = runbook_cli("resume", first_id, cwd=elsewhere)
     assert resumed.code == 0, resumed.output
+    assert f"local: done by run {first_id} and earlier, not repeated: one" in (
+        resumed.stderr
+    )
     assert _log(tmp_path) == ["do-one-a", "do-two", "do-three"]
     refused = runbook_cli("rollback", first_id, cwd=elsewhere)
     assert refused.code == 2 and f"roll back {_run_id(resumed)}" in refused.stderr
