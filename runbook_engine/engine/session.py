@@ -26,6 +26,7 @@ from ..errors import (
     NoGoError,
     RenderError,
     ResumeError,
+    RunbookError,
     TransportError,
 )
 from ..record.audit import AuditLog, key_from_env
@@ -52,7 +53,7 @@ from .approval import TerminalApprover
 from .executor import Executor, RunOptions, RunReport, Terminated
 from .fanout import Fanout
 from .hosts import ContextBuilder, HostState, RunInfo
-from .locks import LocalLock, LockHolder, RemoteLock
+from .locks import LocalLock, LockHolder, RemoteLock, RunLock
 from .state import StateSink
 from .stepper import Announce, LiveFactory, Stepper
 
@@ -229,7 +230,7 @@ class Session:
         )
         self.audit: AuditLog | None = None
         self.state: StateSink | None = None
-        self.locks: list[tuple[Any, LockHolder]] = []
+        self.locks: list[tuple[RunLock, LockHolder]] = []
         self.chain_head: str | None = None
 
     def run(self) -> RunReport:
@@ -362,39 +363,59 @@ class Session:
     def _acquire_locks(
         self, state_dir: Path, hosts: list[HostState], sink: MultiSink
     ) -> None:
+        """The controller's lock, then each host's, in one global order (by address
+        and port, whatever order the inventory lists them in), so two controllers
+        never each hold part of the set. Each lock is registered before it is taken,
+        so however the run ends, release finds it (release removes only our own)."""
         name = self.prepared.runbook.lock
         if not name:
             return
         owner = LockHolder.current(run_id=self.run_id, operator=self.operator)
-        local = LocalLock(state_dir, name)
-        local.acquire(owner)
-        self.locks.append((local, owner))
-        inventory = self.prepared.request.inventory
+        for where, lock in self._locks_in_order(state_dir, name, hosts):
+            self.locks.append((lock, owner))
+            try:
+                lock.acquire(owner)
+            except TransportError as exc:
+                raise NoGoError(f"cannot take lock {name!r} on {where}: {exc}") from exc
+        sink.emit(Notice(kind="lock.acquired", message=f"lock {name!r} acquired"))
+
+    def _locks_in_order(
+        self, state_dir: Path, name: str, hosts: list[HostState]
+    ) -> list[tuple[str, RunLock]]:
         by_name = {h.name: h for h in self.prepared.hosts}
-        for state in hosts:
-            if isinstance(state.transport, LocalTransport):
-                continue
+        inventory = self.prepared.request.inventory
+        remote = sorted(
+            (h for h in hosts if not isinstance(h.transport, LocalTransport)),
+            key=lambda h: (
+                by_name[h.name].address,
+                by_name[h.name].port,
+                by_name[h.name].user,
+                h.name,
+            ),
+        )
+        locks: list[tuple[str, RunLock]] = [
+            ("this controller", LocalLock(state_dir, name))
+        ]
+        for state in remote:
             lock = RemoteLock(
                 state.transport,
                 name,
                 lock_dir=by_name[state.name].lock_dir,
                 inventory=None if inventory is None else str(inventory),
             )
-            try:
-                lock.acquire(owner)
-            except TransportError as exc:
-                raise NoGoError(
-                    f"cannot take lock {name!r} on {state.name}: {exc}"
-                ) from exc
-            self.locks.append((lock, owner))
-        sink.emit(Notice(kind="lock.acquired", message=f"lock {name!r} acquired"))
+            locks.append((state.name, lock))
+        return locks
 
     def _release_locks(self) -> None:
+        """Every lock registered, newest first; a host that cannot be reached keeps
+        its lock (its holder record names this run for `runbook unlock`)."""
         for lock, owner in reversed(self.locks):
             try:
                 lock.release(owner)
-            except Exception:
+            except (RunbookError, OSError):
                 pass
+            except (KeyboardInterrupt, Terminated):
+                pass  # the run is ending anyway: the other locks still go
         self.locks.clear()
 
 
