@@ -101,8 +101,17 @@ _INPUT_OPTIONS = [
     ACCEPT_KEYS_OPTION,
 ]
 # what any command that runs steps takes, including resume and rollback
+AUDIT_FORWARD_OPTION = click.option(
+    "--audit-forward",
+    "audit_forward",
+    metavar="URL",
+    envvar="RUNBOOK_AUDIT_FORWARD",
+    help="Also send each audit record to syslog: syslog://HOST:PORT (UDP),"
+    " syslog+tcp://HOST:PORT or unix:///dev/log. The local log stays the record.",
+)
 _SESSION_OPTIONS = [
     STATE_DIR_OPTION,
+    AUDIT_FORWARD_OPTION,
     click.option("--yes", is_flag=True, help="Approve every approve: step (audited)."),
     click.option(
         "--approve",
@@ -179,6 +188,7 @@ def _request(runbook: Path, kw: dict[str, Any], **extra: Any) -> RunRequest:
         approve=frozenset(kw["approve"]),
         accept_new_host_keys=kw["accept_new_host_keys"],
         command_line=shlex.join(["runbook", *sys.argv[1:]]),
+        audit_forward=kw.get("audit_forward"),
         **extra,
     )
 
@@ -238,6 +248,7 @@ def _execute(prepared: Prepared, kw: dict[str, Any]) -> tuple[RunReport, Any]:
         sinks=[console, collector],
         live=console.live,
         announce=console.announce,
+        warn=lambda text: console.message(f"warning: {text}"),
     )
     _INVOCATION.run_id = console.run_id = session.run_id
 

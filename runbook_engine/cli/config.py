@@ -49,6 +49,7 @@ _KEYS: dict[str, tuple[type, tuple[str, ...], str]] = {
         "state_dir",
     ),
     "reports": (list, _RUNS, "reports"),
+    "audit_forward": (str, (*_RUNS, "plan", "unlock"), "audit_forward"),
     "color": (str, _RUNS, "colour"),
 }
 _PATHS = frozenset({"inventory", "state_dir"})

@@ -11,6 +11,7 @@ import click
 from ..errors import ExitCode, InputError
 from .app import (
     ACCEPT_KEYS_OPTION,
+    AUDIT_FORWARD_OPTION,
     EXTRA_OPTION,
     INVENTORY_OPTION,
     LIMIT_OPTION,
@@ -108,6 +109,7 @@ def schema(kind: str) -> None:
 )
 @ACCEPT_KEYS_OPTION
 @STATE_DIR_OPTION
+@AUDIT_FORWARD_OPTION
 def plan(runbook: Path, fmt: str, probe: bool, **kw: Any) -> None:
     """Show what RUNBOOK would run where, rendered as far as possible. Runs
     nothing: a value that depends on a step shows as <steps.ID.FIELD>. With --probe,
@@ -124,7 +126,12 @@ def plan(runbook: Path, fmt: str, probe: bool, **kw: Any) -> None:
     kw.update(yes=False, approve=(), forks=20)
     request = _request(runbook, kw, mode="plan")
     prepared = _prepare(request)
-    click.echo(format_plan(prepared, plan_runbook(prepared, probe=probe), fmt))
+    planned = plan_runbook(
+        prepared,
+        probe=probe,
+        warn=lambda text: click.echo(f"warning: {text}", err=True),
+    )
+    click.echo(format_plan(prepared, planned, fmt))
 
 
 @cli.command(short_help="Render runbooks as Markdown for review.")

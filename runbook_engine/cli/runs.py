@@ -229,4 +229,5 @@ def _saved_request(
         yes=kw["yes"],
         approve=frozenset(kw["approve"]),
         command_line=shlex.join(["runbook", *sys.argv[1:]]),
+        audit_forward=kw.get("audit_forward"),
     )

@@ -200,6 +200,7 @@ def saved_request(
     yes: bool = False,
     approve: frozenset[str] = frozenset(),
     command_line: str = "",
+    audit_forward: str | None = None,
 ) -> RunRequest:
     """The request that resumes (``mode="resume"``) or rolls back
     (``mode="rollback"``) run ``run_id``, from its saved state; raises
@@ -245,6 +246,7 @@ def saved_request(
         command_line=command_line,
         completed=release.results,
         notices=tuple(notices),
+        audit_forward=audit_forward,
     )
 
 

@@ -40,6 +40,7 @@ from ..record.events import (
     RunStarted,
     RunStatus,
 )
+from ..record.forward import Forwarder, parse_target
 from ..secrets import Masker, read_secrets
 from ..spec.build import load_runbook
 from ..spec.inventory import Host, Inventory, load_inventory
@@ -58,7 +59,7 @@ from .state import StateSink
 from .stepper import Announce, LiveFactory, Stepper
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
     from pathlib import Path
 
     from ..record.results import StepResult
@@ -88,6 +89,7 @@ class RunRequest:
     command_line: str = ""
     completed: Mapping[tuple[str, str], StepResult] = field(default_factory=dict)
     notices: tuple[tuple[str, str], ...] = ()  # (kind, message) for the audit log
+    audit_forward: str | None = None  # syslog URL each audit record also goes to
 
 
 @dataclass(slots=True, kw_only=True)
@@ -130,6 +132,8 @@ def prepare(request: RunRequest) -> Prepared:
     pattern = _hosts_pattern(runbook, params)
     hosts = inventory.resolve(pattern, request.limit)
     _check_step_options(runbook, request)
+    if request.audit_forward:
+        parse_target(request.audit_forward)  # a malformed URL is exit 2, now
     return Prepared(
         request=request,
         runbook=runbook,
@@ -217,11 +221,13 @@ class Session:
         sinks: Sequence[EventSink],
         live: LiveFactory,
         announce: Announce | None = None,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         self.prepared = prepared
         self.sinks = list(sinks)
         self.live = live
         self.announce = announce
+        self.warn = warn or (lambda message: None)
         self.run_id = new_run_id()
         self.operator = operator_name()
         self.pool = TransportPool(
@@ -239,10 +245,11 @@ class Session:
         if request.mode == "resume" and request.resumed_from:
             claim_resume(state_dir, request.resumed_from, self.run_id)
         self.audit = AuditLog.open(state_dir, key=key_from_env(), run_id=self.run_id)
+        forwarder = self._forwarder()
         try:
             self.state = StateSink(state_dir, self.run_id)
             sink = MultiSink(
-                AuditSink(self.audit, run_id=self.run_id),
+                AuditSink(self.audit, run_id=self.run_id, forwarder=forwarder),
                 self.state,
                 *self.sinks,
                 masker=prepared.masker,  # secrets are masked once, for every sink
@@ -254,6 +261,14 @@ class Session:
                 self.state.close()
             self.chain_head = self.audit.head_hash
             self.audit.close()
+            if forwarder is not None:
+                forwarder.close()
+
+    def _forwarder(self) -> Forwarder | None:
+        url = self.prepared.request.audit_forward
+        if not url:
+            return None
+        return Forwarder(parse_target(url), warn=self.warn)
 
     def _run(self, sink: MultiSink, state_dir: Path) -> RunReport:
         prepared, request = self.prepared, self.prepared.request
@@ -548,7 +563,12 @@ def _planning(
         pool.close()
 
 
-def plan_runbook(prepared: Prepared, *, probe: bool = False) -> list[Any]:
+def plan_runbook(
+    prepared: Prepared,
+    *,
+    probe: bool = False,
+    warn: Callable[[str], None] = lambda text: None,
+) -> list[Any]:
     """The plan of a prepared request. Nothing runs, unless ``probe``: then the
     ``safe: true`` steps really run (so later steps render with real values), under
     a run of mode ``plan`` in the audit log, each probe recorded like any step."""
@@ -560,7 +580,11 @@ def plan_runbook(prepared: Prepared, *, probe: bool = False) -> list[Any]:
     state_dir = ensure_state_dir(prepared.request.state_dir)
     run_id = new_run_id()
     audit = AuditLog.open(state_dir, key=key_from_env(), run_id=run_id)
-    sink = MultiSink(AuditSink(audit, run_id=run_id), masker=prepared.masker)
+    url = prepared.request.audit_forward
+    forwarder = Forwarder(parse_target(url), warn=warn) if url else None
+    sink = MultiSink(
+        AuditSink(audit, run_id=run_id, forwarder=forwarder), masker=prepared.masker
+    )
     began = time.monotonic()
     status = RunStatus.FAILED
     try:
@@ -585,6 +609,8 @@ def plan_runbook(prepared: Prepared, *, probe: bool = False) -> list[Any]:
         )
         sink.barrier()
         audit.close()
+        if forwarder is not None:
+            forwarder.close()
 
 
 def plan_rollback(prepared: Prepared) -> list[tuple[str, str, str]]:

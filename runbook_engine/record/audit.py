@@ -154,23 +154,26 @@ class AuditLog:
         """SHA-256 of the last line this log wrote or saw."""
         return self._head
 
-    def append(self, records: Sequence[Mapping[str, Any]]) -> None:
+    def append(self, records: Sequence[Mapping[str, Any]]) -> list[bytes]:
         """Chain, write (one ``write``) and fsync (once) ``records``. The caller
         supplies ``ts``, ``run_id``, ``seq``, ``event`` and the event's fields.
+        Returns the lines written (without newlines), a repair record first if the
+        log had a torn tail.
 
         Raises ``AuditError`` when the log cannot be written, except for a failure of
         this log's first append (nothing has run yet): that is ``StateDirError``."""
         if not records:
-            return
+            return []
         with self._mutex:
             try:
-                self._locked_write(records)
+                written = self._locked_write(records)
             except OSError as exc:
                 message = f"audit log {self.path}: cannot write: {exc.strerror or exc}"
                 if not self._appended:
                     raise StateDirError(message) from exc
                 raise AuditError(message) from exc
             self._appended = True
+        return written.strip(b"\n").split(b"\n")
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -183,16 +186,17 @@ class AuditLog:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _locked_write(self, records: Sequence[Mapping[str, Any]]) -> None:
+    def _locked_write(self, records: Sequence[Mapping[str, Any]]) -> bytes:
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
             size, repair = self._sync_tail()
             if not records and not repair:
-                return
+                return b""
             data = repair + self._encode(records)
             _write_all(self._fd, data)
             os.fsync(self._fd)
             self._size = size + len(data)
+            return data
         except BaseException:
             self._size = -1  # what is on disk is unknown: read the tail next time
             raise

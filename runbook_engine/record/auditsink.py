@@ -14,15 +14,21 @@ from .audit import AuditLog, utc_now
 
 if TYPE_CHECKING:
     from .events import Event
+    from .forward import Forwarder
 
 AUDIT_TAIL_LINES = 20
 AUDIT_TAIL_CHARS = 4096
 
 
 class AuditSink:
-    def __init__(self, log: AuditLog, *, run_id: str) -> None:
+    """``forwarder``: where each record also goes once it is durable (syslog)."""
+
+    def __init__(
+        self, log: AuditLog, *, run_id: str, forwarder: Forwarder | None = None
+    ) -> None:
         self.log = log
         self.run_id = run_id
+        self.forwarder = forwarder
         self._seq = 0
         self._pending: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -47,7 +53,9 @@ class AuditSink:
         with self._lock:
             pending, self._pending = self._pending, []
             if pending:
-                self.log.append(pending)
+                written = self.log.append(pending)
+                if self.forwarder is not None:
+                    self.forwarder.send(written)
 
 
 def output_tail(text: str) -> str:
