@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ..engine.executor import RunReport
-    from ..engine.session import Prepared, RunRequest
+    from ..engine.request import Prepared, RunRequest
     from ..secrets import Masker
 
 
@@ -168,7 +168,7 @@ def _session_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def _request(runbook: Path, kw: dict[str, Any], **extra: Any) -> RunRequest:
     from ..engine.executor import RunOptions
-    from ..engine.session import RunRequest
+    from ..engine.request import RunRequest
     from ..spec.params import parse_assignments
 
     options = RunOptions(forks=kw["forks"], **extra.pop("options", {}))
@@ -226,7 +226,7 @@ def exit_code_for(report: RunReport, mode: str = "run") -> ExitCode:
 
 
 def _prepare(request: RunRequest) -> Prepared:
-    from ..engine.session import prepare
+    from ..engine.request import prepare
 
     prepared = prepare(request)
     _INVOCATION.masker = prepared.masker

@@ -120,8 +120,8 @@ def plan(runbook: Path, fmt: str, probe: bool, **kw: Any) -> None:
     Example:
       runbook plan runbooks/release.yaml -e version=1.1.0 --format markdown
     """
+    from ..engine.planning import plan_runbook
     from ..engine.planview import format_plan
-    from ..engine.session import plan_runbook
 
     kw.update(yes=False, approve=(), forks=20)
     request = _request(runbook, kw, mode="plan")

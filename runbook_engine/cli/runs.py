@@ -13,7 +13,7 @@ import click
 from ..errors import ExitCode
 
 if TYPE_CHECKING:
-    from ..engine.session import Prepared, RunRequest
+    from ..engine.request import Prepared, RunRequest
 
 from .app import (
     _FORMATS,
@@ -199,7 +199,7 @@ def rollback_run(run_id: str, force: bool, dry_run: bool, **kw: Any) -> None:
 
 
 def _print_rollback_plan(run_id: str, prepared: Prepared) -> None:
-    from ..engine.session import plan_rollback
+    from ..engine.planning import plan_rollback
 
     rows = plan_rollback(prepared)
     mask = prepared.masker.mask

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
     from ..record.audit import RunSummary
     from ..record.results import StepResult
-    from .session import RunRequest
+    from .request import RunRequest
 
 _MAX_CHAIN = 100  # resumes of resumes; more than this is a corrupted state dir
 _NOT_IN_EFFECT = ("no_go", "rolled_back")
@@ -228,7 +228,7 @@ def saved_request(
     _check_unchanged(run_id, path, latest, mode=mode, force=force)
     inventory = latest.header.get("inventory")
     from .executor import RunOptions
-    from .session import RunRequest
+    from .request import RunRequest
 
     return RunRequest(
         runbook=path,

@@ -1,6 +1,6 @@
-"""One invocation of ``run`` / ``check`` / ``drill`` / ``resume``: load and check every
-input (exit 2 before anything runs), open the state dir and audit log (exit 4 when
-unusable), take locks, connect, run the executor, close everything.
+"""One invocation of ``run`` / ``check`` / ``drill`` / ``resume`` / ``rollback`` once
+its input is checked (``request.prepare``): open the state dir and audit log (exit 4
+when unusable), connect, take locks, run the executor, close everything.
 
 This is the only place that knows how the pieces fit together; the CLI builds a
 ``RunRequest`` and prints what comes back.
@@ -8,23 +8,13 @@ This is the only place that knows how the pieces fit together; the CLI builds a
 
 from __future__ import annotations
 
-import contextlib
-import getpass
 import os
-import secrets as random_tokens
-import socket
-import subprocess
-import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .. import render
 from ..errors import (
     AuditError,
-    InputError,
     NoGoError,
-    RenderError,
     ResumeError,
     RunbookError,
     TransportError,
@@ -41,174 +31,28 @@ from ..record.events import (
     RunStatus,
 )
 from ..record.forward import Forwarder, parse_target
-from ..secrets import Masker, read_secrets
-from ..spec.build import load_runbook
-from ..spec.inventory import Host, Inventory, load_inventory
-from ..spec.loader import load_mapping_file
-from ..spec.model import Phase
-from ..spec.params import resolve_params
 from ..statedir import ensure_state_dir
 from ..transports.local import LocalTransport
 from ..transports.pool import TransportPool
 from .approval import TerminalApprover
-from .executor import Executor, RunOptions, RunReport, Terminated
-from .fanout import Fanout
+from .executor import Executor, RunReport, Terminated
 from .hosts import ContextBuilder, HostState, RunInfo
 from .locks import LocalLock, LockHolder, RemoteLock, RunLock
+from .request import (
+    SSH_PASSPHRASE_SECRET,
+    Prepared,
+    git_commit,
+    new_run_id,
+    operator_name,
+)
 from .state import StateSink
 from .stepper import Announce, LiveFactory, Stepper
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
     from pathlib import Path
 
     from ..record.results import StepResult
-    from ..spec.model import Runbook
-
-# a runbook secret with this name unlocks encrypted SSH identity files
-SSH_PASSPHRASE_SECRET = "ssh_passphrase"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunRequest:
-    runbook: Path
-    assignments: Mapping[str, str] = field(default_factory=dict)
-    params_files: tuple[Path, ...] = ()  # --params-file, then each -e @FILE
-    given_params: Mapping[str, Any] | None = (
-        None  # resume: typed values from saved state
-    )
-    inventory: Path | None = None
-    limit: str | None = None
-    state_dir: Path
-    options: RunOptions = field(default_factory=RunOptions)
-    yes: bool = False
-    approve: frozenset[str] = frozenset()
-    accept_new_host_keys: bool = False
-    mode: str = "run"
-    resumed_from: str | None = None
-    command_line: str = ""
-    completed: Mapping[tuple[str, str], StepResult] = field(default_factory=dict)
-    notices: tuple[tuple[str, str], ...] = ()  # (kind, message) for the audit log
-    audit_forward: str | None = None  # syslog URL each audit record also goes to
-
-
-@dataclass(slots=True, kw_only=True)
-class Prepared:
-    request: RunRequest
-    runbook: Runbook
-    params: dict[str, Any]
-    secrets: dict[str, str]
-    masker: Masker
-    warnings: list[str]
-    inventory: Inventory
-    hosts: list[Host]
-
-
-def operator_name() -> str:
-    explicit = os.environ.get("RUNBOOK_OPERATOR")
-    if explicit:
-        return explicit
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = str(os.getuid())
-    return f"{user}@{socket.gethostname()}"
-
-
-def new_run_id() -> str:
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    return f"{stamp}-{random_tokens.token_hex(3)}"
-
-
-def prepare(request: RunRequest) -> Prepared:
-    """Everything that can be wrong with the input, checked before anything runs."""
-    runbook = load_runbook(request.runbook)
-    params = _params(runbook, request)
-    values, warnings = read_secrets(runbook.secrets.values())
-    masker = Masker.of(values)
-    inventory = (
-        load_inventory(request.inventory) if request.inventory else Inventory.local()
-    )
-    pattern = _hosts_pattern(runbook, params)
-    hosts = inventory.resolve(pattern, request.limit)
-    _check_step_options(runbook, request)
-    if request.audit_forward:
-        parse_target(request.audit_forward)  # a malformed URL is exit 2, now
-    return Prepared(
-        request=request,
-        runbook=runbook,
-        params=params,
-        secrets=values,
-        masker=masker,
-        warnings=warnings,
-        inventory=inventory,
-        hosts=hosts,
-    )
-
-
-def _check_step_options(runbook: Runbook, request: RunRequest) -> None:
-    """Flags that name steps must name real ones: exit 2 before anything runs."""
-    named = [
-        ("--start-at", request.options.start_at),
-        ("--fail-at", request.options.fail_at),
-    ]
-    for flag, step_id in named:
-        if step_id and runbook.step(step_id) is None:
-            raise InputError(f"{flag}: no step {step_id!r} in {runbook.path}")
-    gates = [s.id for s in runbook.all_steps() if s.action.kind == "approve"]
-    for step_id in sorted(request.approve):
-        step = runbook.step(step_id)
-        if step is not None and step.action.kind == "approve":
-            continue
-        problem = (
-            f"no step {step_id!r} in {runbook.path}"
-            if step is None
-            else f"step {step_id!r} is a {step.action.kind} step, not an approve step"
-        )
-        known = ", ".join(gates) or "none"
-        raise InputError(f"--approve {step_id}: {problem} (approve steps: {known})")
-
-
-def _params(runbook: Runbook, request: RunRequest) -> dict[str, Any]:
-    given: dict[str, Any] = dict(request.given_params or {})
-    positions = {}
-    for path in request.params_files:  # later files win, as later -e do
-        loaded = load_mapping_file(path)
-        given.update(loaded.data)
-        positions.update({name: loaded.positions.key((name,)) for name in loaded.data})
-    given.update(request.assignments)
-    for name in request.assignments:  # -e wins over the file: no file position
-        positions.pop(name, None)
-    return resolve_params(
-        runbook.params,
-        given,
-        from_cli=frozenset(request.assignments),
-        positions=positions,
-    )
-
-
-def _hosts_pattern(runbook: Runbook, params: Mapping[str, Any]) -> str | list[str]:
-    context = {"params": params, "env": dict(os.environ)}
-    try:
-        if isinstance(runbook.hosts, str):
-            return render.render(runbook.hosts, context, "hosts")
-        return [render.render(h, context, "hosts") for h in runbook.hosts]
-    except RenderError as exc:
-        raise InputError(str(exc)) from None
-
-
-def git_commit(path: Path) -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", "-C", str(path.parent), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() or None if done.returncode == 0 else None
 
 
 class Session:
@@ -272,7 +116,7 @@ class Session:
 
     def _run(self, sink: MultiSink, state_dir: Path) -> RunReport:
         prepared, request = self.prepared, self.prepared.request
-        _record_start(sink, prepared, self.run_id, mode=request.mode)
+        record_start(sink, prepared, self.run_id, mode=request.mode)
         for warning in prepared.warnings:
             sink.emit(Notice(kind="warning", message=warning))
         for kind, message in request.notices:
@@ -462,7 +306,7 @@ def _interrupted_before_start(sink: MultiSink, exc: BaseException) -> RunReport:
     return report
 
 
-def _record_start(
+def record_start(
     sink: MultiSink, prepared: Prepared, run_id: str, *, mode: str
 ) -> None:
     request = prepared.request
@@ -505,132 +349,3 @@ def claim_resume(state_dir: Path, run_id: str, by: str) -> None:
         ) from None
     with os.fdopen(fd, "w") as handle:
         handle.write(by + "\n")
-
-
-class _NullSink:
-    def emit(self, event: object) -> None:
-        pass
-
-    def barrier(self) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def _planning(
-    prepared: Prepared, sink: EventSink, run_id: str
-) -> Iterator[tuple[list[HostState], Stepper]]:
-    """Host states and a stepper for reading a plan: nothing connects until a probe
-    runs, and every connection is closed at the end."""
-    pool = TransportPool(
-        accept_new_host_keys=prepared.request.accept_new_host_keys,
-        passphrase=prepared.secrets.get(SSH_PASSPHRASE_SECRET),
-    )
-    operator = operator_name()
-    try:
-        hosts = [
-            HostState(
-                name=h.name,
-                address=h.address,
-                host_vars=h.vars,
-                transport=pool.get(h),
-            )
-            for h in prepared.hosts
-        ]
-        contexts = ContextBuilder(
-            params=prepared.params,
-            secrets=prepared.secrets,
-            run=RunInfo(
-                id=run_id,
-                operator=operator,
-                started_at=run_id,
-                runbook_dir=str(prepared.request.runbook.resolve().parent),
-            ),
-        )
-        approver = TerminalApprover(
-            yes=False, approve=frozenset(), sink=sink, operator=operator
-        )
-        stepper = Stepper(
-            contexts=contexts,
-            masker=prepared.masker,
-            sink=sink,
-            approver=approver,
-            live=lambda host, step: None,
-            local_transport=LocalTransport("local"),
-            base_dir=prepared.request.runbook.parent,
-        )
-        yield hosts, stepper
-    finally:
-        pool.close()
-
-
-def plan_runbook(
-    prepared: Prepared,
-    *,
-    probe: bool = False,
-    warn: Callable[[str], None] = lambda text: None,
-) -> list[Any]:
-    """The plan of a prepared request. Nothing runs, unless ``probe``: then the
-    ``safe: true`` steps really run (so later steps render with real values), under
-    a run of mode ``plan`` in the audit log, each probe recorded like any step."""
-    from .plan import build_plan
-
-    if not probe:
-        with _planning(prepared, _NullSink(), "plan") as (hosts, stepper):
-            return build_plan(prepared.runbook.phases, hosts, stepper, probe=None)
-    state_dir = ensure_state_dir(prepared.request.state_dir)
-    run_id = new_run_id()
-    audit = AuditLog.open(state_dir, key=key_from_env(), run_id=run_id)
-    url = prepared.request.audit_forward
-    forwarder = Forwarder(parse_target(url), warn=warn) if url else None
-    sink = MultiSink(
-        AuditSink(audit, run_id=run_id, forwarder=forwarder), masker=prepared.masker
-    )
-    began = time.monotonic()
-    status = RunStatus.FAILED
-    try:
-        _record_start(sink, prepared, run_id, mode="plan")
-        with _planning(prepared, sink, run_id) as (hosts, stepper):
-            fanout = Fanout(stepper=stepper, sink=sink, workers=len(hosts))
-            try:
-                planned = build_plan(
-                    prepared.runbook.phases, hosts, stepper, probe=fanout.step
-                )
-            finally:
-                fanout.close()
-        status = RunStatus.SUCCEEDED
-        return planned
-    finally:
-        sink.emit(
-            RunFinished(
-                status=status,
-                duration_ms=int((time.monotonic() - began) * 1000),
-                hosts={h.name: "ok" for h in prepared.hosts},
-            )
-        )
-        sink.barrier()
-        audit.close()
-        if forwarder is not None:
-            forwarder.close()
-
-
-def plan_rollback(prepared: Prepared) -> list[tuple[str, str, str]]:
-    """What ``runbook rollback RUN_ID`` would run, per host, newest first, as
-    (host, step id, undo): each undo rendered as far as its saved results allow,
-    then the runbook's ``rollback:`` steps. Nothing runs."""
-    from .plan import describe_undo
-
-    rows: list[tuple[str, str, str]] = []
-    with _planning(prepared, _NullSink(), "rollback-plan") as (hosts, stepper):
-        for host in hosts:
-            host.restore(prepared.runbook, prepared.request.completed)
-            for step, result in reversed(host.saga):
-                if step.undo is not None and result.ran_on in (None, host.name):
-                    rows.append(
-                        (host.name, step.id, describe_undo(step, host, stepper))
-                    )
-            if host.saga:
-                rows += [
-                    (host.name, step.id, f"rollback step: {step.action.describe()}")
-                    for step in prepared.runbook.steps_of(Phase.ROLLBACK)
-                ]
-    return rows

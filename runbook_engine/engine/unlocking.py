@@ -9,7 +9,7 @@ from ..record.audit import AuditLog, key_from_env, utc_now
 from ..spec.inventory import load_inventory
 from ..statedir import ensure_state_dir
 from .locks import LocalLock, RemoteLock, break_lock
-from .session import new_run_id, operator_name
+from .request import new_run_id, operator_name
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
