@@ -122,4 +122,4 @@ def _crash() -> NoReturn:
 
 
 # register the commands
-from . import records, review, runs  # noqa: E402, F401
+from . import records, review, runs, team  # noqa: E402, F401

@@ -3,9 +3,12 @@ unlock. Each reads the store ``--state`` or ``--state-dir`` names."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
-from typing import TYPE_CHECKING, Any
+from pathlib import Path as Pathlib
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
@@ -247,6 +250,55 @@ def _print_verdict(
     click.echo(
         f"ok: {result.records} records, hash chain{keyed} intact{since}", err=True
     )
+
+
+@audit.command(name="export")
+@click.argument(
+    "file", required=False, type=click.Path(dir_okay=False, path_type=Pathlib)
+)
+@_state_options
+def audit_export(
+    file: Path | None, state_dir: str | None, state_url: str | None
+) -> None:
+    """Write the whole audit chain, line for line, as JSONL to FILE (default:
+    stdout): the format of audit.jsonl, so `runbook audit verify --state-dir` on the
+    directory of a FILE named audit.jsonl checks it the same way. Says whether the
+    chain verifies (exit 1 when it does not; the file is written all the same)."""
+    from ..record.audit import key_from_env
+    from ..record.chain import ChainChecker
+
+    checker = ChainChecker(key_from_env())
+    with _open_store(state_dir, state_url) as store:
+        if store.audit_missing():
+            raise InputError(f"no audit log at {store.location}")
+        with _export_target(file) as out:
+            for line in store.read_lines():
+                checker.feed(line)
+                out.write(line.raw + (b"\n" if line.terminated else b""))
+        result = checker.report()
+    if file is not None:
+        click.echo(f"exported {result.records} records to {file}", err=True)
+    _print_verdict(store, result, None)
+    click.echo(f"head {result.head_hash}", err=True)
+
+
+@contextlib.contextmanager
+def _export_target(file: Path | None) -> Iterator[BinaryIO]:
+    """stdout, or FILE written beside itself (0600) and renamed into place."""
+    if file is None:
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    temp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        with open(fd, "wb") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        temp.replace(file)
+    finally:
+        temp.unlink(missing_ok=True)
 
 
 @cli.command(short_help="Break a lock (audited).")

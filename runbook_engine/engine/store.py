@@ -185,7 +185,9 @@ def open_store(state_dir: Path, url: str | None = None) -> StateStore:
 
         return FileStore(state_dir)
     check_state_url(url)
-    raise InputError("the PostgreSQL backend is not available yet")
+    from .pgstore import PostgresStore
+
+    return PostgresStore.connect(url, state_dir=state_dir)
 
 
 def check_state_url(url: str) -> None:
