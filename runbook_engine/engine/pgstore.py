@@ -5,10 +5,13 @@ Tables (created on first use, in the connection's ``search_path``):
 - ``runbook_audit (n, run_id, event, line, hash, prev_hash, written_at)``: the audit
   chain, one row per record, ``line`` holding the exact JSON line bytes the file
   backend would write (same ``prev_hash``, same ``hmac``), ``n`` its position (1,
-  2, 3... with no gap). Appends take a transaction-scoped advisory lock on the chain
-  head, read the head, insert and commit, so the appends of every controller form
-  one line; ``prev_hash`` is unique, so the database itself refuses a fork. A
-  trigger refuses UPDATE, DELETE and TRUNCATE.
+  2, 3... with no gap). An append is one call of ``runbook_audit_append``, one
+  statement and so one transaction: it takes a transaction-scoped advisory lock on
+  the chain head, reads the head (a fresh snapshot, after the lock) and inserts
+  the lines only if they were chained on that head; otherwise it returns the head
+  and the client chains the records again on it. So the appends of every
+  controller form one line; ``prev_hash`` is unique, so the database itself
+  refuses a fork. A trigger refuses UPDATE, DELETE and TRUNCATE.
 - ``runbook_run_state (run_id, n, line)``: what ``resume`` and ``rollback`` read
   (``state.state_line``), committed with the audit records of the same barrier.
 - ``runbook_resume_claims (run_id, resumed_by, claimed_at)``: a run is resumed once.
@@ -78,11 +81,42 @@ _SCHEMA = (
         operator text NOT NULL, confirm text,
         granted_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (run_id, step))""",
     "CREATE TABLE IF NOT EXISTS runbook_schema (version integer NOT NULL)",
+    # each statement of a volatile plpgsql function takes a new snapshot (READ
+    # COMMITTED): the head read after the lock sees every append committed before
+    """CREATE OR REPLACE FUNCTION runbook_audit_append(
+        expected_n bigint, expected_hash text, run_ids text[], events text[],
+        lines bytea[], hashes text[], prevs text[],
+        state_runs text[], state_ns integer[], state_lines text[])
+    RETURNS TABLE (appended boolean, head_n bigint, head_hash text)
+    LANGUAGE plpgsql VOLATILE AS $$
+    DECLARE current_n bigint; current_hash text;
+    BEGIN
+        PERFORM pg_advisory_xact_lock(1380076337, 0);
+        SELECT a.n, a.hash INTO current_n, current_hash
+            FROM runbook_audit a ORDER BY a.n DESC LIMIT 1;
+        IF current_n IS NULL THEN
+            current_n := 0; current_hash := repeat('0', 64);
+        END IF;
+        IF current_n <> expected_n OR current_hash <> expected_hash THEN
+            RETURN QUERY SELECT false, current_n, current_hash;
+            RETURN;
+        END IF;
+        INSERT INTO runbook_audit (n, run_id, event, line, hash, prev_hash)
+            SELECT current_n + i, run_ids[i], events[i], lines[i], hashes[i], prevs[i]
+            FROM generate_subscripts(lines, 1) AS i;
+        INSERT INTO runbook_run_state (run_id, n, line)
+            SELECT state_runs[i], state_ns[i], state_lines[i]
+            FROM generate_subscripts(state_lines, 1) AS i;
+        RETURN QUERY SELECT true, current_n + cardinality(lines),
+            hashes[cardinality(lines)];
+    END $$""",
 )
-_INSERT_LINE = (
-    "INSERT INTO runbook_audit (n, run_id, event, line, hash, prev_hash)"
-    " VALUES (%s, %s, %s, %s, %s, %s)"
+_APPEND = (
+    "SELECT * FROM runbook_audit_append(%s::bigint, %s::text, %s::text[],"
+    " %s::text[], %s::bytea[], %s::text[], %s::text[], %s::text[], %s::integer[],"
+    " %s::text[])"
 )
+_RECHAIN_LIMIT = 1000  # appends by others between two of our tries: give up
 _INSERT_STATE = "INSERT INTO runbook_run_state (run_id, n, line) VALUES (%s, %s, %s)"
 _GRANT_COLUMNS = "run_id, step, approved, operator, to_json(granted_at)#>>'{}', confirm"
 
@@ -96,6 +130,7 @@ class PostgresStore(StateStore):
         self.location = db.location
         self._state: list[tuple[str, int, str]] = []  # run state rows not yet written
         self._state_counts: dict[str, int] = {}
+        self._head: tuple[int, str] | None = None  # the chain head last seen
 
     @classmethod
     def connect(cls, url: str, *, state_dir: Path) -> PostgresStore:
@@ -142,24 +177,44 @@ class PostgresStore(StateStore):
         self, records: Sequence[Mapping[str, Any]], key: bytes | None
     ) -> tuple[list[bytes], str]:
         """Chain ``records`` after the head and commit them with the run state rows
-        waiting since the last barrier: the lines written and the new head."""
-        with self.db.transaction():
-            self.db.execute("SELECT pg_advisory_xact_lock(%s, %s)", CHAIN_LOCK)
-            head = self.db.query(
-                "SELECT n, hash FROM runbook_audit ORDER BY n DESC LIMIT 1"
-            )
-            n, previous = head[0] if head else (0, ZERO_HASH)
-            lines, new_head = chain_lines(records, previous, key)
-            rows = []
-            for offset, (record, line) in enumerate(zip(records, lines, strict=True)):
-                rows.append(
-                    (n + offset + 1, str(record.get("run_id", "")),
-                     str(record.get("event", "")), line, sha256_hex(line), previous)
+        waiting since the last barrier: the lines written and the new head. One
+        round trip when the head is the one this process saw last."""
+        with self.db.mutex:
+            head = self._head or self._read_head()
+            for _attempt in range(_RECHAIN_LIMIT):
+                lines, new_head = chain_lines(records, head[1], key)
+                hashes = [sha256_hex(line) for line in lines]
+                state = self._state
+                answer = self.db.query(
+                    _APPEND,
+                    (head[0], head[1],
+                     [str(r.get("run_id", "")) for r in records],
+                     [str(r.get("event", "")) for r in records],
+                     lines, hashes, [head[1], *hashes[:-1]],
+                     [row[0] for row in state], [row[1] for row in state],
+                     [row[2] for row in state]),
                 )  # fmt: skip
-                previous = rows[-1][4]
-            self.db.execute_many(_INSERT_LINE, rows)
-            self._write_state()
-        return lines, new_head
+                appended, n, head_hash = answer[0]
+                self._head = (int(n), str(head_hash))
+                if appended:
+                    self._state = self._state[len(state) :]
+                    return lines, new_head
+                head = self._head  # others appended since: chain on their head
+        raise StateStoreError(
+            f"state database {self.location}: the chain head kept moving"
+        )
+
+    def head(self) -> tuple[int, str]:
+        """The chain's head now: its position and hash."""
+        with self.db.mutex:
+            self._head = self._read_head()
+            return self._head
+
+    def _read_head(self) -> tuple[int, str]:
+        rows = self.db.query(
+            "SELECT n, hash FROM runbook_audit ORDER BY n DESC LIMIT 1"
+        )
+        return (int(rows[0][0]), str(rows[0][1])) if rows else (0, ZERO_HASH)
 
     def queue_state(self, run_id: str, line: str) -> None:
         with self.db.mutex:
@@ -265,8 +320,7 @@ class PostgresAuditWriter:
         self.run_id = run_id
         self._key = key
         self._appended = False
-        rows = store.db.query("SELECT hash FROM runbook_audit ORDER BY n DESC LIMIT 1")
-        self._head = str(rows[0][0]) if rows else ZERO_HASH
+        self._head = store.head()[1]
 
     @property
     def head_hash(self) -> str:
