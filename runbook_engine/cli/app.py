@@ -277,6 +277,7 @@ def _execute(
     if store is None:
         with _open_store(kw["state_dir"], kw.get("state_url")) as opened:
             return _execute(prepared, kw, opened)
+    _mask_state_password(prepared, kw.get("state_url"))
     from ..engine.executor import Terminated
     from ..engine.session import Session
     from ..record.collector import Collector
@@ -314,6 +315,18 @@ def _execute(
         summary["exit_code"] = int(exit_code_for(report, prepared.request.mode))
         click.echo(json.dumps(summary, indent=2))
     return report, collector
+
+
+def _mask_state_password(prepared: Prepared, url: str | None) -> None:
+    """The database password is masked like a secret (a step could print the
+    RUNBOOK_STATE_URL it inherits)."""
+    from ..engine.store import url_password
+    from ..secrets import Masker
+
+    password = url_password(url or "")
+    if password:
+        prepared.masker = Masker([*prepared.masker.values, password])
+        _INVOCATION.masker = prepared.masker
 
 
 def _summary(

@@ -117,14 +117,27 @@ def test_the_password_appears_nowhere_even_when_given_in_the_url(
     postgres_server.sql(f'GRANT ALL ON DATABASE "{name}" TO runbook_pw')
     postgres_server.sql("GRANT ALL ON SCHEMA public TO runbook_pw", dbname=name)
     url = postgres_server.url(name, user="runbook_pw", password=PASSWORD)
-    rb = _hello(write_runbook, tmp_path)
-    result = runbook_cli("run", str(rb), "--state", url, "--output", "json")
-    assert result.code == 0, result.output
+    rb = write_runbook("""
+        version: 1
+        name: leaky
+        steps:
+          - id: show
+            run: echo "state is $RUNBOOK_STATE_URL"
+    """)
+    report = tmp_path / "r.json"
+    given = runbook_cli(
+        "run", str(rb), "--state", url, "--output", "json", "--report",
+        f"json:{report}",
+    )  # fmt: skip
+    assert given.code == 0, given.output
+    inherited = runbook_cli("run", str(rb), env={"RUNBOOK_STATE_URL": url})
+    assert inherited.code == 0, inherited.output
+    assert "state is postgresql://runbook_pw:***@" in inherited.stderr
     listed = runbook_cli("audit", "list", "--state", url)
     shown = runbook_cli("audit", "show", "last", "--json", "--state", url)
-    everything = result.output + listed.output + shown.output
+    everything = given.output + inherited.output + listed.output + shown.output
     lines = Backend("postgres", state_dir, url).lines()
-    everything += b"\n".join(lines).decode()
+    everything += b"\n".join(lines).decode() + report.read_text()
     assert PASSWORD not in everything
     started = json.loads(lines[0])
     assert "runbook_pw:***@" in started["command_line"]
@@ -253,3 +266,16 @@ def test_forwarding_to_syslog_works_from_the_database_too(
     got = [sock.recv(65536) for _ in db.lines()]
     sock.close()
     assert [message.split(b"] ", 1)[1] for message in got] == db.lines()
+
+
+def test_the_config_file_can_name_the_database(
+    postgres_server, state_db, runbook_cli, write_runbook, tmp_path, state_dir
+):
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "runbook.toml").write_text(f'state = "{state_db}"\n')
+    rb = _hello(write_runbook, tmp_path)
+    result = runbook_cli("run", str(rb))
+    assert result.code == 0, result.output
+    assert len(Backend("postgres", state_dir, state_db).lines()) > 2
+    assert not (state_dir / "audit.jsonl").exists()  # nothing went to the files
+    assert runbook_cli("audit", "list").stdout.count("succeeded") == 1

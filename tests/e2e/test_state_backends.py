@@ -282,3 +282,38 @@ def test_on_a_tty_a_remote_grant_answers_the_prompt(
     assert "Type 'production' to approve" in out and "went-on" in out
     approval = next(r for r in backend.records() if r["event"] == "approval")
     assert approval["via"] == "remote" and approval["approved"] is True
+
+
+def test_follow_and_probes_and_reports_read_the_same_store(
+    backend, cli_env, runbook_cli, write_runbook, tmp_path
+):
+    rb = write_runbook(f"""
+        version: 1
+        name: probed
+        steps:
+          - id: look
+            safe: true
+            run: echo looked
+          - id: wait
+            run: while [ ! -e {tmp_path}/go ]; do sleep 0.05; done
+    """)
+    plan = runbook_cli("plan", str(rb), "--probe")
+    assert plan.code == 0, plan.output
+    modes = [r.get("mode") for r in backend.records() if r["event"] == "run.started"]
+    assert modes == ["plan"]
+    run = start_run(cli_env, tmp_path, "run", str(rb))
+    backend.wait_for('"step.started"', 3)  # the probe's, then look and wait
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "runbook_engine", "audit", "show", "last", "-f"],
+        env=cli_env, cwd=tmp_path, text=True, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )  # fmt: skip
+    (tmp_path / "go").touch()
+    out, err = follow.communicate(timeout=30)
+    run.communicate(timeout=30)
+    assert follow.returncode == 0, err
+    assert "local wait changed" in out and "run finished: succeeded" in out
+    report = tmp_path / "r.json"
+    shown = runbook_cli("audit", "show", "last", "--report", f"json:{report}")
+    assert shown.code == 0, shown.output
+    assert json.loads(report.read_text())["run"]["status"] == "succeeded"
