@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .stepper import Stepper
 
 
-class Unresolved:
+class Unresolved(render.Placeholder):
     """Stands for a step result that is unknown at plan time."""
 
     def __init__(self, path: str) -> None:

@@ -28,7 +28,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any, Final
 
 from ..diagnostics import Diagnostic
-from .loader import describe_value, explain_plain_scalar
+from .explain import describe_value, explain_plain_scalar
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError

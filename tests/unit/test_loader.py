@@ -19,6 +19,7 @@ from runbook_engine.spec.loader import (
     explain_plain_scalar,
     load_mapping_file,
     load_yaml,
+    read_yaml,
 )
 
 PACKAGE = Path(__file__).resolve().parents[2] / "runbook_engine"
@@ -212,11 +213,25 @@ def test_problems_found_before_a_syntax_error_are_kept() -> None:
     ]
 
 
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "\n\n  \n", "---\n"])
+def test_an_empty_file_is_a_positioned_error(text: str) -> None:
+    assert problems(text) == [
+        "1:1: the file is empty (nothing but comments and blank lines)"
+    ]
+
+
+def test_the_caller_says_what_the_file_should_hold() -> None:
+    with pytest.raises(InputError) as caught:
+        read_yaml("rb.yaml", "- a\n", shape="a runbook needs version, name and steps")
+    assert [str(d) for d in caught.value.diagnostics] == [
+        "rb.yaml:1:1: the top level must be a mapping (key: value), found a list:"
+        " a runbook needs version, name and steps"
+    ]
+
+
 @pytest.mark.parametrize(
     ("text", "found"),
     [
-        ("", "nothing (the file is empty)"),
-        ("# only a comment\n", "nothing (the file is empty)"),
         ("- a\n", "a list"),
         ("hello\n", "a string"),
         ("42\n", "the number 42"),
@@ -291,4 +306,4 @@ def test_only_the_loader_imports_yaml() -> None:
         for path in PACKAGE.rglob("*.py")
         if re.search(r"^\s*(import yaml|from yaml\b)", path.read_text(), re.MULTILINE)
     ]
-    assert importers == ["spec/loader.py"]
+    assert importers == ["spec/reader.py"]
