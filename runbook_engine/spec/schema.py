@@ -62,6 +62,17 @@ _MEANINGS: Final = {
     ),
     "batch size": "a number of hosts (1 or more) or a percentage like '25%'",
     "expression": "a Jinja expression without braces, like params.env == 'prod'",
+    "user name": (
+        "a POSIX user name (letters, digits, '_', '.', '-', not starting with '-'"
+        " or a digit)"
+    ),
+    "host address": "a host name (letters, digits, '-', '_', '.') or an IP address",
+    "host name": "letters, digits, '_', '.' and '-', starting with a letter or digit",
+    "group name": "letters, digits, '_', '.' and '-', starting with a letter or digit",
+    "host or group name": (
+        "a host or group name: letters, digits, '_', '.' and '-', starting with a"
+        " letter or digit"
+    ),
 }
 _IDENTIFIER_MEANING: Final = "letters, digits and _, not starting with a digit"
 _TYPE_NOUNS: Final = {
