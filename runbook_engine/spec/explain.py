@@ -27,7 +27,8 @@ def explain_plain_scalar(text: str, value: object, *, typed: bool = False) -> st
         f"YAML read the unquoted {text} as {reading(value)}; write {quoted} in quotes"
     )
     if typed and value is not None and not isinstance(value, datetime.date):
-        message += f" for text, or {_canonical(value)} for {reading(value)}"
+        kind = "a boolean" if isinstance(value, bool) else "a number"
+        message += f" for text, or {_canonical(value)} for {kind}"
     return message
 
 

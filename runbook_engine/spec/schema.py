@@ -28,7 +28,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any, Final
 
 from ..diagnostics import Diagnostic
-from .explain import describe_value, explain_plain_scalar
+from .explain import describe_value, explain_plain_scalar, is_lossy
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
@@ -94,7 +94,7 @@ def load_schema(name: str) -> dict[str, Any]:
 
 def validate_document(doc: Document, schema_name: str) -> list[Diagnostic]:
     """Every schema violation in ``doc``, sorted by position; [] when valid."""
-    explainer = _Explainer(doc)
+    explainer = _Explainer(doc, schema_name)
     found: dict[tuple[int, int, str], Diagnostic] = {}
     quick = _quick_check(schema_name)
     if quick is None or not quick(doc.data):
@@ -138,9 +138,10 @@ def _validator(name: str) -> Any:
 class _Explainer:
     """Turns jsonschema errors about one document into Diagnostics."""
 
-    def __init__(self, doc: Document):
+    def __init__(self, doc: Document, schema_name: str = "runbook"):
         self.doc = doc
         self.positions = doc.positions
+        self.schema_name = schema_name
 
     def explain(self, error: ValidationError) -> list[Diagnostic]:
         out: list[Diagnostic] = []
@@ -399,19 +400,39 @@ class _Explainer:
     def non_json_values(
         self, reported: dict[tuple[int, int, str], Diagnostic]
     ) -> Iterator[Diagnostic]:
-        """Dates and timestamps YAML made out of unquoted text, wherever the
-        schema accepts any value (vars, set, json): refuse and say to quote."""
+        """YAML 1.1 readings the schema cannot see, because the place accepts any
+        value: dates and timestamps anywhere (JSON has none), and, in free-form
+        data (vars, set, with, http json), an unquoted scalar that does not read
+        back as written (``no``, ``0644``, ``3.10``). Refuse and say to quote."""
         taken = {(line, col) for line, col, _ in reported}
         for path, source in self.positions.sources.items():
             value = _get(self.doc.data, path)
-            if not isinstance(value, datetime.date):
+            if isinstance(value, datetime.date):
+                problem = _date_problem(source, value)
+            elif is_lossy(source, value) and _is_free_form(self.schema_name, path):
+                explained = explain_plain_scalar(source, value, typed=True)
+                problem = f"is ambiguous: {explained}"
+            else:
                 continue
             where = self.positions.value(path)
-            if (where.line, where.col) in taken:
-                continue
-            yield Diagnostic.at(
-                where, f"{self._subject(path)}{_date_problem(source, value)}"
-            )
+            if (where.line, where.col) not in taken:
+                yield Diagnostic.at(where, f"{self._subject(path)}{problem}")
+
+
+def _is_free_form(schema_name: str, path: NodePath) -> bool:
+    """Is ``path`` inside data the schema takes as it comes (any type)?"""
+    if schema_name == "inventory":
+        return path[:1] == ("vars",) or (
+            path[:1] == ("hosts",) and path[2:3] == ("vars",)
+        )
+    if path[:1] == ("vars",):
+        return True
+    if len(path) < 4 or path[0] not in _STEP_LISTS:
+        return False
+    inner = path[3:] if path[2] == "undo" else path[2:]
+    return inner[0] in ("set", "with") or (
+        inner[0] == "http" and len(inner) > 2 and inner[1] in ("json", "expect_json")
+    )
 
 
 def _date_problem(source: str, value: object) -> str:
@@ -442,7 +463,8 @@ def _collapse(
         errors = branches[index]
         if not any(_rejects_type(sub) for sub in errors):
             for sub in errors:
-                yield from _collapse(sub, title)
+                # the title names the value itself, not what is inside it
+                yield from _collapse(sub, None if sub.relative_path else title)
             return
     yield error, title
 

@@ -307,3 +307,18 @@ def test_only_the_loader_imports_yaml() -> None:
         if re.search(r"^\s*(import yaml|from yaml\b)", path.read_text(), re.MULTILINE)
     ]
     assert importers == ["spec/reader.py"]
+
+
+def test_a_colon_in_an_unquoted_value_says_to_quote_it() -> None:
+    assert problems("version: 1\nsteps:\n  - id: a\n    run: echo a: b\n") == [
+        "4:16: YAML syntax error: mapping values are not allowed in this context;"
+        " a value containing ': ' must be quoted, e.g. run: \"echo a: b\""
+    ]
+
+
+def test_problems_of_one_value_do_not_stop_reading() -> None:
+    doc = read_yaml("rb.yaml", "a: 1\non: push\nb: {c: 1, c: 2}\nd: !!binary aGk=\n")
+    assert doc.data == {"a": 1, "b": {"c": 1}, "d": "aGk="}
+    assert [f"{d.line}:{d.col}" for d in doc.problems] == ["2:1", "3:11", "4:4"]
+    with pytest.raises(InputError):
+        load_yaml("rb.yaml", "a: 1\non: push\n")
