@@ -16,7 +16,7 @@ PACKAGE = ROOT / "runbook_engine"
 ALLOWED_IMPORTERS = {
     "yaml": {"spec/reader.py"},
     "jsonschema": {"spec/schema.py"},
-    "jinja2": {"render.py", "spec/lint.py"},
+    "jinja2": {"render.py", "sandbox.py", "spec/lint.py"},
     "paramiko": {"transports/ssh.py", "spec/sshconfig.py"},
     "tenacity": {"engine/retries.py"},
     "click": {
