@@ -227,6 +227,8 @@ def references(
         node = stack.pop()
         if isinstance(node, nodes.Name):
             (stored if node.ctx in ("store", "param") else loaded).add(node.name)
+        elif isinstance(node, nodes.Macro):
+            stored.add(node.name)
         elif isinstance(node, nodes.Getattr | nodes.Getitem):
             _reference(node, refs)
         stack.extend(node.iter_child_nodes())

@@ -239,3 +239,10 @@ def test_forbidden_finds_nothing_in_ordinary_templates():
     ):
         assert render.forbidden(source, expression=False) == []
     assert render.forbidden("steps.a.json.__class__", expression=True)
+
+
+def test_a_macro_defined_in_the_template_is_not_an_undefined_name():
+    names, _ = render.references(
+        "{% macro f(s) %}{{ s }}{% endmacro %}{{ f(params.x) }}", expression=False
+    )
+    assert names == {"params"}
