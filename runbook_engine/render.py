@@ -210,14 +210,22 @@ ROOTS = ("params", "vars", "secrets", "steps", "env", "host", "run")
 
 def references(
     source: str, *, expression: bool
-) -> tuple[set[str], set[tuple[str, str]]]:
+) -> tuple[frozenset[str], frozenset[tuple[str, str]]]:
     """(undeclared top-level names, {(root, key)} for ``root.key`` / ``root['key']``).
     Raises TemplateSyntaxError for a broken template. One walk of the AST (jinja's
-    ``meta.find_undeclared_variables`` compiles the template, ten times slower)."""
+    ``meta.find_undeclared_variables`` compiles the template, ten times slower);
+    remembered, as the same ``when:`` tends to come back step after step."""
+    return _references(source, expression)
+
+
+@lru_cache(maxsize=8192)
+def _references(
+    source: str, expression: bool
+) -> tuple[frozenset[str], frozenset[tuple[str, str]]]:
     if not expression:
         simple = _simple_references(source)
         if simple is not None:
-            return simple
+            return frozenset(simple[0]), frozenset(simple[1])
     tree = parse_expression(source) if expression else parse_template(source)
     loaded: set[str] = set()
     stored: set[str] = set()
@@ -232,7 +240,7 @@ def references(
         elif isinstance(node, nodes.Getattr | nodes.Getitem):
             _reference(node, refs)
         stack.extend(node.iter_child_nodes())
-    return loaded - stored, refs
+    return frozenset(loaded - stored), frozenset(refs)
 
 
 # `{{ a.b.c }}` or `{{ a.b | f | g }}`: most templates in runbooks look like this
@@ -277,6 +285,11 @@ def forbidden(source: str, *, expression: bool) -> list[str]:
     TemplateSyntaxError for a broken template."""
     if not _SUSPECT.search(source):
         return []
+    return list(_forbidden(source, expression))
+
+
+@lru_cache(maxsize=4096)
+def _forbidden(source: str, expression: bool) -> tuple[str, ...]:
     tree = parse_expression(source) if expression else parse_template(source)
     found: list[str] = []
     for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
@@ -294,7 +307,7 @@ def forbidden(source: str, *, expression: bool) -> list[str]:
         found.append(f"not allowed in templates: {problem}")
     if any(n.name == "self" for n in tree.find_all(nodes.Name)):
         found.append("not allowed in templates: 'self' (the template object)")
-    return list(dict.fromkeys(found))
+    return tuple(dict.fromkeys(found))
 
 
 def _attribute_named(node: nodes.Node) -> str | None:

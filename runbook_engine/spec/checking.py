@@ -77,14 +77,17 @@ def kind_of(path: Path, *, named: bool = False) -> tuple[Kind | None, Document |
     read), by the rules in the module docstring."""
     from .loader import read_yaml
 
-    text = path.read_text(encoding="utf-8", errors="replace")
-    declared = _MODELINE.search(text)
+    try:
+        text: str | None = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        text = None  # read_yaml says what is wrong with it
+    declared = _MODELINE.search(text or "")
     doc: Document | None = None
     try:
-        doc = read_yaml(path)
+        doc = read_yaml(path, text)
         data: object = doc.data
     except InputError:
-        data = None if _BLANK.fullmatch(text) else _key_lines(text)
+        data = None if _BLANK.fullmatch(text or "") else _key_lines(text or "")
     if declared:
         return ("inventory" if declared.group(1) == "inventory" else "runbook"), doc
     looks = _looks_like(data)
