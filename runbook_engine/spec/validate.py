@@ -40,7 +40,7 @@ def check_document(
 ) -> list[Diagnostic]:
     checker = _Checker(data, positions, text)
     checker.run()
-    return checker.diagnostics
+    return sorted(checker.diagnostics, key=lambda d: (d.line, d.col))
 
 
 def _names(value: Any) -> set[str]:

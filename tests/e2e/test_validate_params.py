@@ -280,3 +280,13 @@ def test_every_kind_of_mistake_is_reported_in_one_pass(runbook_cli, write_runboo
     assert {r["file"] for r in rows} == {str(rb)}
     run = runbook_cli("run", str(rb))
     assert run.code == 2 and run.stderr.count(f"{rb}:") == 5
+
+
+def test_an_emptied_runbook_named_on_the_command_line_fails_validate(
+    runbook_cli, write_runbook
+):
+    rb = write_runbook("# nothing left\n")
+    result = runbook_cli("validate", str(rb))
+    assert result.code == 2
+    assert result.stdout.startswith(f"{rb}:1:1: the file is empty")
+    assert "1 file(s) checked: 1 error(s)" in result.stderr
