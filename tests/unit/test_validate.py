@@ -39,7 +39,7 @@ def test_argv_items_and_undo_commands_have_the_same_limit():
         f"  - id: t\n    run: 'true'\n    undo: {{argv: [rm, {big}]}}\n"
     )
     assert problems(text) == [
-        f"5:20: step 's': 'argv[2]' is 131,072 bytes; {LIMIT}",
+        f"5:22: step 's': 'argv[2]' is 131,072 bytes; {LIMIT}",
         f"6:11: step 's': 'undo' is 131,072 bytes; {LIMIT}",
         f"9:23: step 't': 'undo.argv[1]' is 131,072 bytes; {LIMIT}",
     ]
