@@ -388,3 +388,25 @@ def test_a_proxy_jump_loop_is_refused_naming_the_chain(tmp_path):
         "7:38: host 'd': proxy_jump goes round in a loop (d -> d); a jump host cannot"
         " be reached through itself",
     ]
+
+
+def test_yaml_11_readings_in_inventory_vars_say_to_quote(tmp_path):
+    found = _problems(
+        tmp_path,
+        """\
+        version: 1
+        hosts:
+          a: {vars: {python: 3.10, debug: off, port: 8080}}
+        vars: {mode: 0644, yes: 1}
+        """,
+    )
+    assert found == [
+        "3:22: host 'a': 'vars.python' is ambiguous: YAML read the unquoted 3.10 as"
+        " the number 3.1; write '3.10' in quotes for text, or 3.1 for a number",
+        "3:35: host 'a': 'vars.debug' is ambiguous: YAML read the unquoted off as the"
+        " boolean false; write 'off' in quotes for text, or false for a boolean",
+        "4:14: 'vars.mode' is ambiguous: YAML read the unquoted 0644 as the number"
+        " 420; write '0644' in quotes for text, or 420 for a number",
+        "4:20: keys must be strings: YAML read the unquoted yes as the boolean true;"
+        " write 'yes' in quotes",
+    ]
