@@ -35,6 +35,7 @@ from .sandbox import (
     STR_FORMAT,
     Placeholder,
     Sandbox,
+    as_text,
     not_data,
 )
 
@@ -47,6 +48,7 @@ __all__ = [
     "Placeholder",
     "Renderer",
     "TemplateSyntaxError",
+    "as_text",
     "evaluate",
     "forbidden",
     "is_template",
@@ -173,6 +175,11 @@ class Renderer:
     def evaluate(self, expression: str, what: str = "") -> Any:
         """A Jinja expression written without braces."""
         return evaluate(expression, self.context, self._at(what))
+
+    def text_of(self, value: Any, what: str = "") -> str:
+        """``value`` rendered, as text for an argument, env value or header (a list
+        or mapping becomes JSON, never a Python repr)."""
+        return as_text(self.value(value, what))
 
     def bind(self, **names: Any) -> Renderer:
         """The same renderer with some context names replaced (e.g. ``steps``)."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import re
 import shlex
 import threading
@@ -68,7 +69,7 @@ class Placeholder:
 
 
 def _quote(value: object) -> str:
-    return shlex.quote(str(value))
+    return shlex.quote(as_text(value))
 
 
 # -- the sandbox ---------------------------------------------------------------------
@@ -261,13 +262,24 @@ class Sandbox(ImmutableSandboxedEnvironment):
 
 
 def _printable(value: Any) -> Any:
-    """What ``{{ x }}`` may print: data (a class or a bound method is refused)."""
+    """What ``{{ x }}`` may print: data (a class or a bound method is refused), and
+    a list or mapping as JSON text, never as a Python repr."""
     if isinstance(value, Undefined):
         return value  # Jinja raises the undefined error itself
     problem = not_data(value)
     if problem is not None:
         raise RenderError(problem)
-    return value
+    return as_text(value) if isinstance(value, list | tuple | Mapping) else value
+
+
+def as_text(value: Any) -> str:
+    """A rendered value as text for a command, an env value or a header: strings as
+    they are, lists and mappings as JSON, the rest as ``str`` does."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list | tuple | Mapping) and not isinstance(value, Placeholder):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
 
 
 def not_data(value: Any, depth: int = 0) -> str | None:

@@ -29,7 +29,7 @@ def run(action: Action, env: ActionEnv) -> Outcome:
         display, size = command, len(command.encode())
     else:
         assert isinstance(action, ArgvAction)
-        argv = tuple(str(env.renderer.value(a, "argv")) for a in action.argv)
+        argv = tuple(env.renderer.text_of(a, "argv") for a in action.argv)
         request = ExecRequest(argv=argv, env=env.env, cwd=env.cwd, timeout=env.timeout)
         display, size = shlex.join(argv), max(len(a.encode()) for a in argv)
     if size > MAX_COMMAND_BYTES:

@@ -176,7 +176,7 @@ class Stepper:
         label: str,
     ) -> Outcome:
         renderer = render.Renderer(context, _where(step))
-        rendered_env = {k: str(renderer.value(v, f"env.{k}")) for k, v in env.items()}
+        rendered_env = {k: renderer.text_of(v, f"env.{k}") for k, v in env.items()}
         rendered_cwd = None if cwd is None else renderer.text(cwd, "cwd")
         action_env = ActionEnv(
             step=step,
