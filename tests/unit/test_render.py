@@ -199,7 +199,7 @@ def test_legitimate_templates_still_work():
         " {{ range(3) | list }} {{ dict(a=1) }} {{ vars.cfg.get('k') }}"
     )
     assert render.render(source, CONTEXT, "w") == (
-        "xxx 1024 00042 1-2   ab  | a,b ['a', 'b'] [0, 1, 2] {'a': 1} v"
+        'xxx 1024 00042 1-2   ab  | a,b ["a", "b"] [0, 1, 2] {"a": 1} v'  # JSON
     )
 
 
