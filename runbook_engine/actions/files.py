@@ -36,7 +36,7 @@ def run(action: Action, env: ActionEnv) -> Outcome:
     mode = None if action.mode is None else int(action.mode, 8)
     try:
         env.transport.connect()
-        changed = env.transport.write_file(dest, data, mode)
+        changed = env.transport.write_file(dest, data, mode).changed
     except ConnectionLostError as exc:
         return Outcome(
             status=Status.UNKNOWN,
