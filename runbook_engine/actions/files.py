@@ -1,5 +1,7 @@
 """``copy:`` a local file and ``template:`` a rendered one to the host, atomically
 (temp file beside ``dest``, then rename). ``changed`` only when content or mode differ.
+The outcome's ``transfer`` says how the file travelled (``sftp``, ``exec`` or
+``local``); the step message says it too, which the console shows with ``-v``.
 """
 
 from __future__ import annotations
@@ -34,15 +36,18 @@ def run(action: Action, env: ActionEnv) -> Outcome:
         text = data.decode("utf-8", errors="replace")
         data = env.render_text(text, f"{where} {src.name}").encode("utf-8")
     mode = None if action.mode is None else int(action.mode, 8)
+    method: str | None = None
     try:
-        env.transport.connect()
-        changed = env.transport.write_file(dest, data, mode).changed
+        files = env.transport.file_transfer()
+        method = files.method
+        result = files.write_file(dest, data, mode)
     except ConnectionLostError as exc:
         return Outcome(
             status=Status.UNKNOWN,
             message=f"outcome unknown: {exc}",
             command=display,
             connection_lost=True,
+            transfer=method,
         )
     except TransportError as exc:
         return Outcome(
@@ -50,11 +55,19 @@ def run(action: Action, env: ActionEnv) -> Outcome:
             message=str(exc),
             command=display,
             retryable=exc.retryable,
+            transfer=method,
         )
     except OSError as exc:
         return Outcome(
             status=Status.FAILED,
             message=f"cannot write {dest}: {exc.strerror or exc}",
             command=display,
+            transfer=method,
         )
-    return Outcome(status=Status.CHANGED if changed else Status.OK, command=display)
+    done = "written" if result.changed else "already up to date"
+    return Outcome(
+        status=Status.CHANGED if result.changed else Status.OK,
+        command=display,
+        message=f"{done} (transfer: {result.method})",
+        transfer=result.method,
+    )

@@ -30,6 +30,7 @@ class Outcome:
     retryable: bool = True
     timed_out: bool = False
     interrupted: bool = False
+    transfer: str | None = None  # how a file travelled: sftp | exec | local
 
 
 def parse_json(text: str) -> Any:

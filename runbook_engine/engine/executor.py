@@ -624,4 +624,5 @@ def _finished(result: StepResult, step: Step) -> StepFinished:
         started_at=result.started_at,
         http_status=result.http_status,
         set_vars=result.set_vars,
+        transfer=result.transfer,
     )

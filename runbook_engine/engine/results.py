@@ -29,6 +29,7 @@ class StepResult:
     duration: float = 0.0
     set_vars: Mapping[str, Any] = field(default_factory=dict)
     interrupted: bool = False
+    transfer: str | None = None  # copy/template: sftp | exec | local
     ran_on: str | None = None  # for run_once copies: the host that really ran it
 
     @property

@@ -282,4 +282,5 @@ class Stepper:
             duration=time.monotonic() - clock,
             set_vars=dict(outcome.set_vars),
             interrupted=outcome.interrupted,
+            transfer=outcome.transfer,
         )
