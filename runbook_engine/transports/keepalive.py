@@ -72,7 +72,8 @@ class KeepaliveMonitor:
                     target=self._run, name="ssh-keepalive", daemon=True
                 )
                 self._thread.start()
-        self._wake.set()
+        if interval < _MAX_SLEEP:  # else the next round, within a second, is soon
+            self._wake.set()  # enough (waking per watch is O(n^2) for a fleet)
 
     def unwatch(self, target: Watched) -> None:
         with self._lock:

@@ -14,17 +14,15 @@ internals fails loudly instead of quietly.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import select
+import socket
 import time
 import weakref
-from typing import TYPE_CHECKING
 
 import paramiko
 from paramiko.common import MSG_CHANNEL_REQUEST, cMSG_GLOBAL_REQUEST
-
-if TYPE_CHECKING:
-    import socket
 
 NETWORK_ERRORS = (paramiko.SSHException, OSError, EOFError)
 
@@ -54,6 +52,9 @@ class Wire:
         self.inner.settimeout(timeout)
 
     def close(self) -> None:
+        if isinstance(self.inner, socket.socket):  # wake a reader blocked in recv
+            with contextlib.suppress(OSError):
+                self.inner.shutdown(socket.SHUT_RDWR)
         self.inner.close()
 
     def getpeername(self) -> object:
