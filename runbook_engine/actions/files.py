@@ -41,7 +41,21 @@ def run(action: Action, env: ActionEnv) -> Outcome:
         files = env.transport.file_transfer()
         method = files.method
         result = files.write_file(dest, data, mode)
-    except ConnectionLostError as exc:
+    except (TransportError, OSError) as exc:
+        return _failure(exc, dest, display, method)
+    done = "written" if result.changed else "already up to date"
+    return Outcome(
+        status=Status.CHANGED if result.changed else Status.OK,
+        command=display,
+        message=f"{done} (transfer: {result.method})",
+        transfer=result.method,
+    )
+
+
+def _failure(
+    exc: TransportError | OSError, dest: str, display: str, method: str | None
+) -> Outcome:
+    if isinstance(exc, ConnectionLostError):
         return Outcome(
             status=Status.UNKNOWN,
             message=f"outcome unknown: {exc}",
@@ -49,7 +63,7 @@ def run(action: Action, env: ActionEnv) -> Outcome:
             connection_lost=True,
             transfer=method,
         )
-    except TransportError as exc:
+    if isinstance(exc, TransportError):
         return Outcome(
             status=Status.FAILED,
             message=str(exc),
@@ -57,17 +71,9 @@ def run(action: Action, env: ActionEnv) -> Outcome:
             retryable=exc.retryable,
             transfer=method,
         )
-    except OSError as exc:
-        return Outcome(
-            status=Status.FAILED,
-            message=f"cannot write {dest}: {exc.strerror or exc}",
-            command=display,
-            transfer=method,
-        )
-    done = "written" if result.changed else "already up to date"
     return Outcome(
-        status=Status.CHANGED if result.changed else Status.OK,
+        status=Status.FAILED,
+        message=f"cannot write {dest}: {exc.strerror or exc}",
         command=display,
-        message=f"{done} (transfer: {result.method})",
-        transfer=result.method,
+        transfer=method,
     )
