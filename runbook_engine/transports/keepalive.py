@@ -4,44 +4,52 @@ Each connection sends its own keepalive probe (a ``keepalive@openssh.com`` reque
 that the server must answer) after ``keepalive`` seconds without sending anything,
 from paramiko's reader thread (``ssh_connect``), and notes when bytes last arrived.
 This monitor only reads those notes: a connection that has heard nothing for three
-intervals (no answer to the probe sent one interval in, nor to the next one) and
-has no unread bytes waiting (which would mean the peer is alive and our process is
-merely slow) is declared lost, which closes it, so a command waiting on it fails
-with ``ConnectionLostError`` instead of hanging. The monitor never sends, so a dead
-connection whose socket buffer is full cannot block it, and the cost is one thread
-per pool instead of a watchdog thread (plus a probe thread per interval) per host.
+intervals, whose oldest unanswered probe went out two intervals ago or more, and
+that has no unread bytes waiting is declared lost, which closes it, so a command
+waiting on it fails with ``ConnectionLostError`` instead of hanging. The last two
+conditions keep a starved controller (a thousand threads on two busy cores) from
+blaming the host: when our own reader thread is late, the probe is late or the
+answer sits unread, and neither is the peer's silence. The monitor never sends, so
+a dead connection whose socket buffer is full cannot block it, and the cost is one
+thread per pool instead of a watchdog thread (plus a probe thread per interval) per
+host.
 
 Standard library only: paramiko stays in the ``ssh*`` modules.
 """
 
 from __future__ import annotations
 
+import abc
 import threading
 import time
 from dataclasses import dataclass
-from typing import Protocol
 
 MISSED_INTERVALS = 3  # silence longer than this many keepalive intervals = lost
 _MIN_SLEEP = 0.02
 _MAX_SLEEP = 1.0
 
 
-class Watched(Protocol):
+class Watched(abc.ABC):
     """What the monitor needs from a connection (``ssh_connect.SSHConnection``)."""
 
+    @abc.abstractmethod
     def last_heard(self) -> float:
         """``time.monotonic()`` when the last bytes arrived from the server."""
-        ...
 
+    @abc.abstractmethod
+    def unanswered_since(self) -> float | None:
+        """``time.monotonic()`` when the oldest probe not answered yet was sent."""
+
+    @abc.abstractmethod
     def input_pending(self) -> bool:
         """Bytes have arrived that nobody has read yet."""
-        ...
 
+    @abc.abstractmethod
     def is_open(self) -> bool: ...
 
+    @abc.abstractmethod
     def declare_lost(self, reason: str) -> None:
         """Close the connection, remembering ``reason`` as the cause."""
-        ...
 
 
 @dataclass(slots=True)
@@ -106,9 +114,13 @@ class KeepaliveMonitor:
         if not target.is_open():
             self.unwatch(target)
             return _MAX_SLEEP
-        silent = time.monotonic() - target.last_heard()
+        now = time.monotonic()
+        silent = now - target.last_heard()
         if silent < limit:
             return limit - silent
+        probed = target.unanswered_since()
+        if probed is None or now - probed < limit - entry.interval:
+            return entry.interval / 4  # our probe is late: we are slow, not them
         if target.input_pending():  # the answer is there, our reader is just late
             return entry.interval / 4
         self.unwatch(target)

@@ -27,6 +27,7 @@ from paramiko.ssh_exception import IncompatiblePeer
 
 from ..errors import ConnectError
 from .hostkeys import TrustDecision, known_key_types, verify_host_key
+from .keepalive import Watched
 from .ssh_auth import KeyAuth
 from .ssh_wire import NETWORK_ERRORS, Wire, capture_exit_signals, start_probes
 
@@ -52,7 +53,7 @@ def _reader_wake(keepalive: float) -> float:
     return min(_READER_WAKE, keepalive / 4) if keepalive > 0 else _READER_WAKE
 
 
-class SSHConnection:
+class SSHConnection(Watched):
     """``jump`` is the connection of the ProxyJump host (shared by every host behind
     it when a pool made it). Thread-safe; ``connect`` is idempotent."""
 
@@ -102,7 +103,7 @@ class SSHConnection:
             wire.settimeout(_reader_wake(self.host.keepalive))
             self.transport, self._wire, self._lost_reason = transport, wire, None
             if self.host.keepalive > 0:
-                start_probes(transport, self.host.keepalive)
+                start_probes(transport, wire, self.host.keepalive)
                 self._monitor.watch(self, self.host.keepalive)
 
     def _open_socket(self, deadline: float) -> socket.socket | paramiko.Channel:
@@ -300,6 +301,10 @@ class SSHConnection:
     def last_heard(self) -> float:
         wire = self._wire
         return time.monotonic() if wire is None else wire.last_heard
+
+    def unanswered_since(self) -> float | None:
+        wire = self._wire
+        return None if wire is None else wire.unanswered_since()
 
     def input_pending(self) -> bool:
         wire = self._wire

@@ -38,6 +38,17 @@ class Wire:
     def __init__(self, inner: socket.socket | paramiko.Channel) -> None:
         self.inner = inner
         self.last_heard = time.monotonic()
+        self._probed: float | None = None  # the first probe sent since last_heard
+
+    def note_probe(self) -> None:
+        now = time.monotonic()
+        if self._probed is None or self._probed < self.last_heard:
+            self._probed = now
+
+    def unanswered_since(self) -> float | None:
+        """When the oldest probe still unanswered went out (None: none is)."""
+        probed = self._probed
+        return probed if probed is not None and probed >= self.last_heard else None
 
     def recv(self, size: int) -> bytes:
         data: bytes = self.inner.recv(size)
@@ -72,13 +83,13 @@ class Wire:
         return bool(poller.poll(0))
 
 
-def start_probes(transport: paramiko.Transport, interval: float) -> None:
+def start_probes(transport: paramiko.Transport, wire: Wire, interval: float) -> None:
     """After ``interval`` s without sending, the reader thread sends a probe."""
     proxy = weakref.proxy(transport)
-    transport.packetizer.set_keepalive(interval, lambda: _send_probe(proxy))
+    transport.packetizer.set_keepalive(interval, lambda: _send_probe(proxy, wire))
 
 
-def _send_probe(transport: paramiko.Transport) -> None:
+def _send_probe(transport: paramiko.Transport, wire: Wire) -> None:
     """A ``keepalive@openssh.com`` request the server must answer (want-reply);
     the answer itself is ignored, its arrival is what counts (``Wire``). Runs in
     paramiko's reader thread, so it never waits for a key exchange to finish."""
@@ -90,6 +101,7 @@ def _send_probe(transport: paramiko.Transport) -> None:
         message.add_string("keepalive@openssh.com")
         message.add_boolean(True)
         transport._send_user_message(message)
+        wire.note_probe()
     except (*NETWORK_ERRORS, ReferenceError):
         return  # the connection is going away; the monitor will say why
 
