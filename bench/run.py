@@ -13,6 +13,7 @@ import argparse
 import datetime as dt
 import os
 import platform
+import resource
 import shutil
 import signal
 import subprocess
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(f"{s.name} (sshd: {s.hosts})" for s in specs))
         return 0
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    _raise_open_files_limit()
     started = dt.datetime.now(dt.UTC)
     results = _run_all(specs, sizes, reps, tools)
     meta = _meta(started, sizes, reps, tools, only)
@@ -154,6 +156,14 @@ def _start_fleet(hosts: int, root: Path) -> Fleet:
 
     print(f"starting {hosts} sshd on 127.0.0.1", file=sys.stderr, flush=True)
     return start_fleet(hosts, root / "fleet")
+
+
+def _raise_open_files_limit() -> None:
+    """Soft limit up to the hard one: 500 connections need a few thousand files,
+    and the sshd and the measured commands inherit the limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _exit_on_sigterm(signum: int, _frame: object) -> None:

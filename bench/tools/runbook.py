@@ -45,6 +45,8 @@ def write_runbook(path: Path, *, name: str, hosts: str, steps: int, run: str) ->
 
 
 def write_inventory(path: Path, fleet: Fleet, hosts: tuple[Host, ...]) -> Path:
+    """Hosts may share an address and port: each name is a host of its own to
+    runbook (its own connection), as many names behind one load balancer would be."""
     lines = [
         "version: 1",
         "defaults:",
@@ -67,7 +69,11 @@ def run_case(
     inventory: Path | None = None,
     forks: int | None = None,
     capture_stdout: bool = True,
+    label: str = "runbook",
+    count_steps: bool = False,
 ) -> Case:
+    """``runbook run``; ``count_steps`` adds ``steps`` and ``failed_steps`` (read from
+    the run's audit log) to each sample's figures."""
     extra: tuple[str, ...] = ()
     if inventory is not None:
         extra += ("-i", str(inventory))
@@ -83,10 +89,28 @@ def run_case(
             str(run_dir / "state"),
         )
         return Command(
-            argv=(*argv, "-q", *extra), env=_env(), capture_stdout=capture_stdout
+            argv=(*argv, "-q", *extra),
+            env=_env(),
+            capture_stdout=capture_stdout,
+            collect=step_counts if count_steps else None,
         )
 
-    return Case(tool="runbook", label="runbook", units=units, make=make, warmup=make)
+    return Case(tool="runbook", label=label, units=units, make=make, warmup=make)
+
+
+def step_counts(run_dir: Path) -> dict[str, float]:
+    """Steps finished and steps failed (failed or unknown) in the run's audit log."""
+    finished = failed = 0
+    try:
+        text = (run_dir / "state" / "audit.jsonl").read_text()
+    except OSError:
+        return {}
+    for line in text.splitlines():
+        record = json.loads(line) if line.strip() else {}
+        if record.get("event") == "step.finished":
+            finished += 1
+            failed += record.get("status") in ("failed", "unknown")
+    return {"steps": finished, "failed_steps": failed}
 
 
 def version_case() -> Case:

@@ -312,4 +312,5 @@ def _result_of(step: Step, host: str, outcome: Outcome) -> StepResult:
         command=outcome.command,
         set_vars=dict(outcome.set_vars),
         interrupted=outcome.interrupted,
+        transfer=outcome.transfer,
     )
