@@ -5,7 +5,7 @@
 
 A deploy root holds:
 
-    releases/<version>/   unpacked release artefacts (see `unpack`)
+    releases/<version>/   unpacked release artefacts (see `unpack`; build.py makes them)
     current -> releases/<version>   switched atomically (see `switch`)
     run/service.pid, run/service.port, run/service.version
     log/service.log       stdout+stderr of the service, appended
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -29,6 +30,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import urllib.error
@@ -146,26 +148,76 @@ def current_version(layout: Layout) -> str | None:
         return None
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def expected_sha256(args: argparse.Namespace) -> str:
+    """The checksum the archive must have: --sha256, or its line in --sums."""
+    if args.sha256:
+        return str(args.sha256).lower()
+    name = Path(args.archive).name
+    try:
+        lines = Path(args.sums).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise CtlError(f"cannot read {args.sums}: {exc.strerror}") from exc
+    for line in lines:
+        digest, _, listed = line.partition("  ")
+        if listed.lstrip("*") == name:
+            return digest.lower()
+    raise CtlError(f"{args.sums} has no checksum for {name}")
+
+
+def _extract(archive: Path, version: str, staging: Path) -> Path:
+    """Unpack into staging (tarfile's 'data' filter: no links out, no devices)."""
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            names = tar.getnames()
+            if not names or any(n.split("/")[0] != version for n in names):
+                raise CtlError(f"{archive} does not hold one directory {version}/")
+            tar.extractall(staging, filter="data")
+    except (tarfile.TarError, OSError) as exc:
+        raise CtlError(f"cannot unpack {archive}: {exc}") from exc
+    tree = staging / version
+    version_file = tree / "VERSION"
+    declared = (
+        version_file.read_text(encoding="utf-8").strip()
+        if version_file.is_file()
+        else None
+    )
+    if declared != version:
+        raise CtlError(f"{archive}: VERSION says {declared!r}, not {version!r}")
+    return tree
+
+
 def cmd_unpack(layout: Layout, args: argparse.Namespace) -> int:
-    source = Path(args.source) / args.version
     target = layout.release(args.version)
-    if not (source / "VERSION").is_file():
-        raise CtlError(f"no release {args.version} in {args.source}")
-    declared = (source / "VERSION").read_text(encoding="utf-8").strip()
-    if declared != args.version:
-        raise CtlError(f"{source}/VERSION says {declared!r}, not {args.version!r}")
+    archive = Path(args.archive)
+    if not archive.is_file():
+        raise CtlError(f"no release artefact {archive}")
+    expected = expected_sha256(args)
+    actual = file_sha256(archive)
+    if actual != expected:
+        raise CtlError(
+            f"checksum mismatch for {archive}: expected {expected}, got {actual}"
+        )
     if target.exists() and not args.force:
         raise CtlError(f"{target} already exists (use --force to replace it)")
     if target.exists() and current_version(layout) == args.version:
         raise CtlError(f"{args.version} is the current release; switch away first")
     layout.releases.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{args.version}-", dir=layout.releases))
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(source, staging / "tree", ignore=ignore)
-    if target.exists():
-        shutil.rmtree(target)
-    (staging / "tree").rename(target)
-    staging.rmdir()
+    try:
+        tree = _extract(archive, args.version, staging)
+        if target.exists():
+            shutil.rmtree(target)
+        tree.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     print(target)
     return 0
 
@@ -474,7 +526,7 @@ def cmd_backup_db(layout: Layout, args: argparse.Namespace) -> int:
 # -- command line -------------------------------------------------------------
 
 COMMANDS: dict[str, tuple[str, Callable[[Layout, argparse.Namespace], int]]] = {
-    "unpack": ("copy a release into ROOT/releases/VERSION", cmd_unpack),
+    "unpack": ("verify and unpack a release artefact", cmd_unpack),
     "remove": ("delete an unpacked release (never the current one)", cmd_remove),
     "list": ("list unpacked releases, oldest first", cmd_list),
     "switch": ("point ROOT/current at a release; prints the previous", cmd_switch),
@@ -497,7 +549,10 @@ def _add_arguments(name: str, sub: argparse.ArgumentParser) -> None:
     if name in ("unpack", "remove", "switch", "mark-good"):
         sub.add_argument("version")
     if name == "unpack":
-        sub.add_argument("--from", dest="source", required=True, help="releases dir")
+        sub.add_argument("--archive", required=True, help="example-service-V.tar.gz")
+        expected = sub.add_mutually_exclusive_group(required=True)
+        expected.add_argument("--sha256", help="the archive's expected SHA-256 (hex)")
+        expected.add_argument("--sums", help="a SHA256SUMS file listing the archive")
         sub.add_argument("--force", action="store_true", help="replace if present")
     if name in ("start", "restart", "wait-healthy"):
         sub.add_argument("--port", type=int, help="default: the remembered port")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.conftest import ROOT, audit_records
+from tests.service.deployment import build_artifacts
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -53,14 +54,24 @@ def stop_service(root: Path) -> None:
 
 
 class Target:
-    """One deploy root on the local machine, with its port."""
+    """One deploy root on the local machine, with its port and the release
+    artefacts the runbooks read (built into a temp dir once per module)."""
 
-    def __init__(self, root: Path, port: int) -> None:
+    def __init__(self, root: Path, port: int, artifacts: Path) -> None:
         self.root = root
         self.port = port
+        self.artifacts = artifacts
 
     @property
     def params(self) -> list[str]:
+        return [
+            "-e", f"root={self.root}", "-e", f"port={self.port}",
+            "-e", f"artifacts={self.artifacts}",
+        ]  # fmt: skip
+
+    @property
+    def place(self) -> list[str]:
+        """The params of runbooks that read no artefact."""
         return ["-e", f"root={self.root}", "-e", f"port={self.port}"]
 
     def url(self, path: str) -> str:
@@ -121,9 +132,14 @@ def clean_env(cli_env: dict[str, str]) -> None:
         cli_env.pop(name, None)
 
 
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_artifacts(tmp_path_factory.mktemp("artifacts"))
+
+
 @pytest.fixture
-def target(tmp_path: Path) -> Iterator[Target]:
-    deployed = Target(tmp_path / "srv", free_port())
+def target(tmp_path: Path, artifacts: Path) -> Iterator[Target]:
+    deployed = Target(tmp_path / "srv", free_port(), artifacts)
     try:
         yield deployed
     finally:
@@ -240,7 +256,7 @@ def test_broken_release_rolls_back_and_rollback_yaml_restores_last_good(
     assert target.current() == "1.2.0" and target.schema_version() == 3
     assert target.get("/test-db")[0] == 503
     assert target.last_good() == "1.1.0"
-    back = rb("run", str(RUNBOOKS / "rollback.yaml"), *target.params)
+    back = rb("run", str(RUNBOOKS / "rollback.yaml"), *target.place)
     assert back.code == 0, back.output
     assert target.current() == "1.1.0"
     assert target.schema_version() == 2
@@ -249,7 +265,7 @@ def test_broken_release_rolls_back_and_rollback_yaml_restores_last_good(
     assert status == 200 and body["schema_version"] == 2, body
     # an explicit version that is not on the target is a no-go
     missing = rb(
-        "run", str(RUNBOOKS / "rollback.yaml"), "-e", "version=0.9.0", *target.params
+        "run", str(RUNBOOKS / "rollback.yaml"), "-e", "version=0.9.0", *target.place
     )
     assert missing.code == 4 and "0.9.0 is not unpacked" in missing.stderr
 
@@ -276,14 +292,14 @@ def test_production_with_a_weak_jwt_secret_is_no_go_and_changes_nothing(
     cors = rb(
         "check", str(RUNBOOKS / "preflight.yaml"), "-e", "version=1.1.0",
         "-e", "env=production", "-e", f"root={target.root}", "-e", "cors_origins=*",
-        env={"JWT_SECRET": STRONG_SECRET},
+        "-e", f"artifacts={target.artifacts}", env={"JWT_SECRET": STRONG_SECRET},
     )  # fmt: skip
     assert cors.code == 4 and "CORS" in cors.stderr, cors.output
     fit = rb(
         "check", str(RUNBOOKS / "preflight.yaml"), "-e", "version=1.1.0",
         "-e", "env=production", "-e", f"root={target.root}",
         "-e", "cors_origins=https://app.example.test",
-        env={"JWT_SECRET": STRONG_SECRET},
+        "-e", f"artifacts={target.artifacts}", env={"JWT_SECRET": STRONG_SECRET},
     )  # fmt: skip
     assert fit.code == 0, fit.output
     assert STRONG_SECRET not in fit.output
@@ -292,11 +308,46 @@ def test_production_with_a_weak_jwt_secret_is_no_go_and_changes_nothing(
     assert snapshot(target.root) == before
 
 
+def test_a_tampered_or_missing_artefact_is_a_no_go_before_anything_changes(
+    rb, target, tmp_path
+):
+    tampered = tmp_path / "tampered"
+    tampered.mkdir()
+    for path in target.artifacts.iterdir():
+        (tampered / path.name).write_bytes(path.read_bytes())
+    archive = tampered / "example-service-1.1.0.tar.gz"
+    archive.write_bytes(archive.read_bytes() + b"\0")
+    params = ["-e", f"root={target.root}", "-e", f"port={target.port}"]
+    refused = rb(
+        "run", str(RUNBOOKS / "release.yaml"), "-e", "version=1.1.0", *params,
+        "-e", f"artifacts={tampered}", "--output", "json",
+    )  # fmt: skip
+    assert refused.code == 4, refused.output
+    assert "checksum mismatch for example-service-1.1.0.tar.gz" in refused.stderr
+    assert statuses(refused).get("layout") is None
+    assert not target.root.exists()
+    archive.unlink()
+    missing = rb(
+        "check", str(RUNBOOKS / "preflight.yaml"), "-e", "version=1.1.0",
+        "-e", f"root={target.root}", "-e", f"artifacts={tampered}",
+    )  # fmt: skip
+    assert missing.code == 4 and "no release artefact" in missing.stderr
+    # production deploys what CI built, never a build of the checkout
+    built_here = rb(
+        "check", str(RUNBOOKS / "preflight.yaml"), "-e", "version=1.1.0",
+        "-e", f"root={target.root}", "-e", "env=production",
+        env={"JWT_SECRET": STRONG_SECRET},
+    )  # fmt: skip
+    assert built_here.code == 4, built_here.output
+    assert "production deploys the artefact CI built" in built_here.stderr
+    assert not target.root.exists()
+
+
 def test_bootstrap_admin_is_idempotent_and_the_admin_reaches_the_queue(
     rb, target, state_dir
 ):
     assert release(rb, target, "1.1.0").code == 0
-    bootstrap = [str(RUNBOOKS / "bootstrap_admin.yaml"), *target.params]
+    bootstrap = [str(RUNBOOKS / "bootstrap_admin.yaml"), *target.place]
     env = {"BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD}
     first = rb("run", *bootstrap, "--output", "json", env=env)
     assert first.code == 0, first.output
@@ -349,7 +400,7 @@ def test_drill_passes_and_go_no_go_reads_it_from_the_audit_log(
     assert target.schema_version() == 2
     env = {"BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD}
     assert (
-        rb("run", str(RUNBOOKS / "bootstrap_admin.yaml"), *target.params, env=env).code
+        rb("run", str(RUNBOOKS / "bootstrap_admin.yaml"), *target.place, env=env).code
         == 0
     )
     go = rb("check", *review)
@@ -364,10 +415,12 @@ def test_drill_passes_and_go_no_go_reads_it_from_the_audit_log(
 
 
 @pytest.fixture
-def two_hosts(fleet: Fleet, tmp_path: Path) -> Iterator[tuple[Path, list[Target]]]:
+def two_hosts(
+    fleet: Fleet, tmp_path: Path, artifacts: Path
+) -> Iterator[tuple[Path, list[Target]]]:
     """An inventory of two fleet hosts, each with its own root and port."""
     targets = [
-        Target(fleet.home(index) / f"svc-{tmp_path.name}", free_port())
+        Target(fleet.home(index) / f"svc-{tmp_path.name}", free_port(), artifacts)
         for index in range(2)
     ]
     user = "root" if os.geteuid() == 0 else os.environ.get("USER", "nobody")
@@ -396,11 +449,14 @@ def two_hosts(fleet: Fleet, tmp_path: Path) -> Iterator[tuple[Path, list[Target]
 
 
 @pytest.mark.ssh
-def test_rolling_release_over_ssh_one_host_at_a_time(rb, two_hosts, state_dir):
+def test_rolling_release_over_ssh_one_host_at_a_time(
+    rb, two_hosts, state_dir, artifacts
+):
     inventory, targets = two_hosts
     result = rb(
         "run", str(RUNBOOKS / "release.yaml"), "-i", str(inventory),
         "-e", "target=web", "-e", "version=1.1.0", "--output", "json",
+        "-e", f"artifacts={artifacts}",
     )  # fmt: skip
     assert result.code == 0, result.output
     assert result.json()["hosts"] == {"web0": "changed", "web1": "changed"}

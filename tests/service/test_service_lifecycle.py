@@ -4,8 +4,10 @@ process on a free port, driven by servicectl.py and each release's manage.py."""
 from __future__ import annotations
 
 import sqlite3
+from typing import TYPE_CHECKING
 
-from conftest import RELEASES, Deployment
+if TYPE_CHECKING:
+    from tests.service.deployment import Deployment
 
 
 def _tables(deploy: Deployment) -> set[str]:
@@ -80,7 +82,7 @@ def test_migrate_down_with_the_newer_release_files(deployment: Deployment) -> No
 
 
 def test_server_refuses_to_start_without_config(deployment: Deployment) -> None:
-    deployment.ctl("unpack", "1.0.0", "--from", str(RELEASES))
+    deployment.unpack("1.0.0")
     deployment.ctl("switch", "1.0.0")
     result = deployment.ctl(
         "start",

@@ -1,6 +1,8 @@
 """Shared test set-up: puts app/ on sys.path and builds an Api on a temp database.
 
-Imported first by every test module (`import support`).
+Imported first by every test module (`import support`). A release may ship
+`tests/fixtures/NNNN_name.sql`: the unit tests' databases then apply it instead of
+migration NNNN's up SQL (so a test controls its own rows, e.g. fee rates).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ sys.path.insert(0, str(RELEASE_DIR / "app"))
 
 from api import Api, Request  # noqa: E402
 from database import connect  # noqa: E402
-from migrator import discover, migrate  # noqa: E402
+from migrator import Migration, discover, migrate  # noqa: E402
 from release import load_release  # noqa: E402
 from settings import load_settings  # noqa: E402
 from store import ensure_admin  # noqa: E402
@@ -24,15 +26,17 @@ from store import ensure_admin  # noqa: E402
 __all__ = ["Request", "connect", "ensure_admin", "replace"]
 
 SECRET = "unit-test-secret-that-is-long-enough-0123"
+FIXTURES_DIR = RELEASE_DIR / "tests" / "fixtures"
 
 
-# Stands in for migration 0003 so the API tests can set their own fee rates.
-_FEE_FIXTURE = (
-    "CREATE TABLE fee_schedule (symbol TEXT PRIMARY KEY, fee_rate_bps INTEGER)",
-    "INSERT INTO fee_schedule VALUES ('*', 10)",
-    "INSERT INTO schema_migrations VALUES (3, 'trade_fees', '2026-01-01T00:00:00Z',"
-    " 'DROP TABLE fee_schedule;')",
-)
+def fixture_migrations() -> dict[int, Migration]:
+    """The release's migrations, with tests/fixtures/NNNN_*.sql as NNNN's up SQL."""
+    migrations = discover(load_release().migrations_dir)
+    for fixture in sorted(FIXTURES_DIR.glob("*.sql")):
+        version = int(fixture.name[:4])
+        up_sql = fixture.read_text(encoding="utf-8")
+        migrations[version] = replace(migrations[version], up_sql=up_sql)
+    return migrations
 
 
 def migrated_db(directory: Path, version: int | None = None) -> Path:
@@ -42,10 +46,7 @@ def migrated_db(directory: Path, version: int | None = None) -> Path:
     conn = connect(path, create=True)
     try:
         target = release.schema_version if version is None else version
-        migrate(conn, min(target, 2), discover(release.migrations_dir))
-        if target >= 3:
-            for statement in _FEE_FIXTURE:
-                conn.execute(statement)
+        migrate(conn, target, fixture_migrations())
     finally:
         conn.close()
     return path

@@ -1,7 +1,9 @@
-"""Accounts, trades and wallets: the SQL behind the API and the admin CLI.
+"""Accounts and trades: the SQL behind the API and the admin CLI.
 
-Raises InvalidInputError / ConflictError for requests the data refuses; it knows
-nothing about HTTP status codes (api.py maps them).
+The money side of a trade (cash, fees) is the release's `ledger` module, the part
+that changes from release to release. Raises InvalidInputError / ConflictError for
+requests the data refuses; it knows nothing about HTTP status codes (api.py maps
+them).
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+import ledger
 from auth import PBKDF2_ITERATIONS, hash_password, verify_password
 from database import transaction
+from errors import ConflictError, InvalidInputError
+
+__all__ = ["ConflictError", "InvalidInputError", "User"]
 
 PRICES_CENTS = {"ACME": 1250, "GLOBEX": 4200, "INITECH": 725, "UMBRELLA": 9999}
 MAX_QTY = 1_000_000
-OPENING_CASH_CENTS = 1_000_000
 MIN_PASSWORD = 8
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -24,16 +29,8 @@ _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PROBE_QUERIES = (
     "SELECT COUNT(*) FROM users",
     "SELECT COUNT(*) FROM trades WHERE status = 'pending'",
-    "SELECT COUNT(*) FROM wallets",
+    *ledger.PROBE_QUERIES,
 )
-
-
-class InvalidInputError(Exception):
-    """The request is malformed (bad email, unknown symbol, zero quantity...)."""
-
-
-class ConflictError(Exception):
-    """The request is well formed but the current data refuses it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +100,7 @@ def create_user(
 ) -> User:
     with transaction(conn):
         user_id = _insert_user(conn, email, password_hash, role)
-        conn.execute(
-            "INSERT INTO wallets (user_id, cash_cents) VALUES (?, ?)",
-            (user_id, OPENING_CASH_CENTS),
-        )
+        ledger.open_account(conn, user_id)
     user = find_user(conn, user_id)
     assert user is not None
     return user
@@ -138,17 +132,6 @@ def _holding(conn: sqlite3.Connection, user_id: int, symbol: str) -> int:
     return int(row[0])
 
 
-def _move_cash(conn: sqlite3.Connection, user_id: int, cost_cents: int) -> None:
-    """Debit a buy (positive cost) or credit a sell; refuses to go below zero."""
-    cursor = conn.execute(
-        "UPDATE wallets SET cash_cents = cash_cents - ?"
-        " WHERE user_id = ? AND cash_cents >= ?",
-        (cost_cents, user_id, cost_cents),
-    )
-    if cursor.rowcount != 1:
-        raise ConflictError("not enough cash for this trade")
-
-
 def place_trade(
     conn: sqlite3.Connection, user: User, symbol: object, qty: object
 ) -> dict[str, Any]:
@@ -158,7 +141,7 @@ def place_trade(
     with transaction(conn):
         if qty < 0 and _holding(conn, user.id, symbol) < -qty:
             raise ConflictError(f"not enough {symbol} to sell {-qty}")
-        _move_cash(conn, user.id, price * qty)
+        money = ledger.settle(conn, user.id, symbol, price * qty)
         cursor = conn.execute(
             "INSERT INTO trades (user_id, symbol, qty, price_cents)"
             " VALUES (?, ?, ?, ?)",
@@ -170,6 +153,7 @@ def place_trade(
         "qty": qty,
         "price_cents": price,
         "status": "pending",
+        **money,
     }
 
 
@@ -179,12 +163,9 @@ def wallet(conn: sqlite3.Connection, user: User) -> dict[str, Any]:
         " GROUP BY symbol HAVING SUM(qty) <> 0 ORDER BY symbol",
         (user.id,),
     ).fetchall()
-    cash = conn.execute(
-        "SELECT cash_cents FROM wallets WHERE user_id = ?", (user.id,)
-    ).fetchone()
     return {
-        "cash_cents": 0 if cash is None else cash["cash_cents"],
         "positions": {row["symbol"]: row["qty"] for row in rows},
+        **ledger.balances(conn, user.id),
     }
 
 
