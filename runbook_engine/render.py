@@ -133,6 +133,36 @@ def render_value(value: Any, context: Mapping[str, Any], where: str) -> Any:
     return value
 
 
+class Renderer:
+    """Renders the fields of one step against its context. ``where`` names the step
+    in errors ("step 'migrate'"); each call names the field ("run", "env.X")."""
+
+    __slots__ = ("context", "where")
+
+    def __init__(self, context: Mapping[str, Any], where: str) -> None:
+        self.context = context
+        self.where = where
+
+    def _at(self, what: str) -> str:
+        return f"{self.where} {what}" if what else self.where
+
+    def text(self, source: str, what: str = "") -> str:
+        """A template string rendered to text."""
+        return render(source, self.context, self._at(what))
+
+    def value(self, value: Any, what: str = "") -> Any:
+        """Strings inside data rendered; ``"{{ expr }}"`` alone keeps its type."""
+        return render_value(value, self.context, self._at(what))
+
+    def evaluate(self, expression: str, what: str = "") -> Any:
+        """A Jinja expression written without braces."""
+        return evaluate(expression, self.context, self._at(what))
+
+    def bind(self, **names: Any) -> Renderer:
+        """The same renderer with some context names replaced (e.g. ``steps``)."""
+        return Renderer({**self.context, **names}, self.where)
+
+
 def _explain(exc: BaseException) -> str:
     if isinstance(exc, UndefinedError):
         message = str(exc)

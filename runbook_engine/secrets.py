@@ -1,7 +1,9 @@
 """Secret values and the masker that hides them in every text we write.
 
-A secret's raw value is read from its source (an environment variable or a file) at
-start and only ever leaves this process inside a rendered command or env value. Every
+A secret's raw value is read from its source (an environment variable, a file, or the
+output of a command such as ``vault kv get`` / ``pass show`` / ``sops -d`` run on the
+control machine) at start and only ever leaves this process inside a rendered command
+or env value. Every
 other text (console, audit log, state, reports, errors) goes through ``Masker.mask``.
 
 Masked forms: the raw value, its shell-quoted form (``| quote``), its JSON-escaped form
@@ -17,36 +19,54 @@ import json
 import os
 import re
 import shlex
+import subprocess
 import urllib.parse
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import SecretError
 
 MASK = "***"
 MIN_SAFE_LENGTH = 4
+COMMAND_TIMEOUT = 60.0  # seconds a secret manager may take (it may ask for a PIN)
+_STDERR_SHOWN = 2000  # characters of a failed command's stderr in the error
 
 
 @dataclass(frozen=True, slots=True)
 class SecretSource:
-    """Where a declared secret comes from: exactly one of ``env`` and ``file``."""
+    """Where a declared secret comes from: exactly one of ``env``, ``file`` and
+    ``command`` (argv, run in ``cwd``). ``optional``: missing is the empty string."""
 
     name: str
     env: str | None = None
     file: str | None = None
+    command: tuple[str, ...] | None = None
+    optional: bool = False
+    cwd: str | None = field(default=None, compare=False)  # the runbook's directory
 
     def describe(self) -> str:
-        return f"env {self.env}" if self.env else f"file {self.file}"
+        if self.env:
+            return f"env {self.env}"
+        if self.command:
+            return f"command {shlex.join(self.command)}"
+        return f"file {self.file}"
 
 
 def read_secrets(sources: Iterable[SecretSource]) -> tuple[dict[str, str], list[str]]:
     """Read every secret. Returns (values, warnings); a missing one raises SecretError
-    naming the secret and its source, never a value."""
+    naming the secret and its source, never a value (an optional one reads as "")."""
     values: dict[str, str] = {}
     warnings: list[str] = []
     for source in sources:
-        value = _read_one(source)
+        try:
+            value = _read_one(source, Masker(values.values()))
+        except SecretError as exc:
+            if not source.optional:
+                raise
+            warnings.append(f"optional {exc}: using an empty value")
+            values[source.name] = ""
+            continue
         if len(value) < MIN_SAFE_LENGTH:
             warnings.append(
                 f"secret {source.name!r} is shorter than {MIN_SAFE_LENGTH} characters:"
@@ -56,7 +76,9 @@ def read_secrets(sources: Iterable[SecretSource]) -> tuple[dict[str, str], list[
     return values, warnings
 
 
-def _read_one(source: SecretSource) -> str:
+def _read_one(source: SecretSource, masker: Masker) -> str:
+    if source.command is not None:
+        return _run_command(source, masker)
     if source.env is not None:
         value = os.environ.get(source.env)
         if value is None or value == "":
@@ -78,6 +100,39 @@ def _read_one(source: SecretSource) -> str:
     return value
 
 
+def _run_command(source: SecretSource, masker: Masker) -> str:
+    """The command's stdout, one trailing newline stripped. Its stderr is shown
+    (masked with the secrets read so far) when it fails; stdin and the terminal stay
+    the operator's, so a secret manager can ask for a PIN."""
+    assert source.command is not None
+    where = f"secret {source.name!r}: command {shlex.join(source.command)}"
+    try:
+        done = subprocess.run(
+            list(source.command),
+            capture_output=True,
+            cwd=source.cwd,
+            timeout=COMMAND_TIMEOUT,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise SecretError(f"{where}: program not found") from None
+    except subprocess.TimeoutExpired:
+        raise SecretError(f"{where}: no answer within {COMMAND_TIMEOUT:g}s") from None
+    except OSError as exc:
+        raise SecretError(f"{where}: cannot start: {exc.strerror or exc}") from None
+    stdout = done.stdout.decode("utf-8", errors="replace")
+    value = stdout[:-1] if stdout.endswith("\n") else stdout
+    if value.endswith("\r"):
+        value = value[:-1]
+    if done.returncode != 0 or not value:
+        why = f"exit code {done.returncode}" if done.returncode else "printed nothing"
+        said = done.stderr.decode("utf-8", errors="replace").strip()
+        # the failed command may have printed the value it was meant to return
+        said = Masker([*masker.values, value]).mask(said)[-_STDERR_SHOWN:]
+        raise SecretError(f"{where}: {why}" + (f": {said}" if said else ""))
+    return value
+
+
 def _forms(value: str) -> set[str]:
     return {
         value,
@@ -94,8 +149,9 @@ class Masker:
     """Replaces every known form of every secret with ``***``."""
 
     def __init__(self, values: Iterable[str] = ()) -> None:
+        self.values = [v for v in values if len(v) >= MIN_SAFE_LENGTH]
         forms: set[str] = set()
-        for value in values:
+        for value in self.values:
             if len(value) >= MIN_SAFE_LENGTH:
                 forms |= _forms(value)
         ordered = sorted(forms, key=len, reverse=True)

@@ -1,19 +1,23 @@
-"""Step actions, one module per kind. Each handler takes the model action and an
-``ActionEnv`` and returns an ``Outcome``; it renders its own fields just before use.
+"""Step actions, one module per kind. Each module's ``run`` takes the model action
+and an ``ActionEnv`` and returns an ``Outcome``; it renders its own fields just before
+use. How an action reads in plan and docs is the model's (``Action.describe``).
 
-``HANDLERS`` maps the YAML key (``run``, ``http``, ...) to the handler.
+Adding a step kind: the schema, ``spec/model.py`` (the action class with ``kind`` and
+``describe``, and ``parse_action``), one module here, and its line in ``_MODULES``.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import threading
     from pathlib import Path
 
+    from ..render import Renderer
     from ..spec.model import Action, Step
     from ..transports.base import Transport
     from ..transports.output import StepOutput
@@ -36,9 +40,7 @@ class ActionEnv:
     step: Step
     host: str
     transport: Transport
-    render: Callable[[Any, str], Any]
-    render_text: Callable[[str, str], str]
-    evaluate: Callable[[str, str], Any]
+    renderer: Renderer
     output: StepOutput
     cancel: threading.Event
     timeout: float | None
@@ -47,26 +49,26 @@ class ActionEnv:
     base_dir: Path
     approver: Approver
 
-    @property
-    def where(self) -> str:
-        return f"step {self.step.id!r}"
-
 
 Handler = Callable[["Action", ActionEnv], "Outcome"]
 
 
-def handler_for(kind: str) -> Handler:
-    from . import approve, asserts, files, http, shell, simple
+# step kind -> the module that runs it (imported on first use)
+_MODULES = {
+    "run": "shell",
+    "argv": "shell",
+    "http": "http",
+    "assert": "asserts",
+    "approve": "approve",
+    "set": "setvars",
+    "sleep": "sleep",
+    "copy": "files",
+    "template": "files",
+}
 
-    table: dict[str, Handler] = {
-        "run": shell.run,
-        "argv": shell.run,
-        "http": http.run,
-        "assert": asserts.run,
-        "approve": approve.run,
-        "set": simple.set_vars,
-        "sleep": simple.sleep,
-        "copy": files.run,
-        "template": files.run,
-    }
-    return table[kind]
+
+def handler_for(kind: str) -> Handler:
+    """The ``run`` function of the module for a step kind."""
+    module = importlib.import_module(f".{_MODULES[kind]}", __name__)
+    handler: Handler = module.run
+    return handler

@@ -16,10 +16,10 @@ if TYPE_CHECKING:
 
 def run(action: Action, env: ActionEnv) -> Outcome:
     assert isinstance(action, ApproveAction)
-    message = env.render_text(action.message, f"{env.where} approve")
+    message = env.renderer.text(action.message, "approve")
     confirm = None
     if action.confirm is not None:
-        confirm = str(env.render(action.confirm, f"{env.where} approve.confirm"))
+        confirm = str(env.renderer.value(action.confirm, "approve.confirm"))
     approved, how = env.approver.ask(
         env.step, env.host, message, confirm, action.timeout
     )

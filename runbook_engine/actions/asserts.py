@@ -20,7 +20,7 @@ def run(action: Action, env: ActionEnv) -> Outcome:
     assert isinstance(action, AssertAction)
     failures = []
     for expression in action.expressions:
-        if not env.evaluate(expression, f"{env.where} assert"):
+        if not env.renderer.evaluate(expression, "assert"):
             failures.append(
                 f"assertion failed: `{expression}`{_values(expression, env)}"
             )
@@ -36,7 +36,7 @@ def _values(expression: str, env: ActionEnv) -> str:
     shown = []
     for path in render.value_paths(expression):
         try:
-            value = env.evaluate(path, "assert")
+            value = env.renderer.evaluate(path, "assert")
         except Exception:
             continue
         text = json.dumps(value, default=str)

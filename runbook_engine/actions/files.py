@@ -18,9 +18,8 @@ if TYPE_CHECKING:
 
 def run(action: Action, env: ActionEnv) -> Outcome:
     assert isinstance(action, CopyAction | TemplateAction)
-    where = f"{env.where} {action.kind}"
-    src = env.base_dir / env.render_text(action.src, f"{where}.src")
-    dest = env.render_text(action.dest, f"{where}.dest")
+    src = env.base_dir / env.renderer.text(action.src, f"{action.kind}.src")
+    dest = env.renderer.text(action.dest, f"{action.kind}.dest")
     display = f"{action.kind} {src} -> {dest}"
     try:
         data = src.read_bytes()
@@ -32,7 +31,7 @@ def run(action: Action, env: ActionEnv) -> Outcome:
         )
     if isinstance(action, TemplateAction):
         text = data.decode("utf-8", errors="replace")
-        data = env.render_text(text, f"{where} {src.name}").encode("utf-8")
+        data = env.renderer.text(text, f"{action.kind} {src.name}").encode("utf-8")
     mode = None if action.mode is None else int(action.mode, 8)
     try:
         env.transport.connect()

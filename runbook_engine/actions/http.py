@@ -9,8 +9,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..record.events import Status
+from ..record.results import parse_json
 from ..spec.model import HttpAction
-from .outcome import Outcome, parse_json
+from .outcome import Outcome
 
 if TYPE_CHECKING:
     from ..spec.model import Action
@@ -21,17 +22,17 @@ _MAX_BODY = 64 * 1024
 
 def run(action: Action, env: ActionEnv) -> Outcome:
     assert isinstance(action, HttpAction)
-    where = f"{env.where} http"
-    url = env.render_text(action.url, f"{where}.url")
+    url = env.renderer.text(action.url, "http.url")
     headers = {
-        k: str(env.render(v, f"{where}.headers.{k}")) for k, v in action.headers.items()
+        k: str(env.renderer.value(v, f"http.headers.{k}"))
+        for k, v in action.headers.items()
     }
     data: bytes | None = None
     if action.has_json:
-        data = json.dumps(env.render(action.json, f"{where}.json")).encode()
+        data = json.dumps(env.renderer.value(action.json, "http.json")).encode()
         headers.setdefault("Content-Type", "application/json")
     elif action.body is not None:
-        data = env.render_text(action.body, f"{where}.body").encode()
+        data = env.renderer.text(action.body, "http.body").encode()
     display = f"{action.method} {url}"
     if not url.startswith(("http://", "https://")):
         return Outcome(
@@ -64,13 +65,11 @@ def _judge(
         expected = " or ".join(str(s) for s in action.expect_status)
         problems.append(f"status {status}, expected {expected}")
     if action.expect_body_contains is not None:
-        needle = env.render_text(
-            action.expect_body_contains, f"{env.where} expect_body_contains"
-        )
+        needle = env.renderer.text(action.expect_body_contains, "expect_body_contains")
         if needle not in text:
             problems.append(f"body does not contain {needle!r}")
     if action.has_expect_json:
-        expected_json = env.render(action.expect_json, f"{env.where} expect_json")
+        expected_json = env.renderer.value(action.expect_json, "expect_json")
         mismatch = subset_mismatch(expected_json, document)
         if mismatch:
             problems.append(f"JSON {mismatch}")

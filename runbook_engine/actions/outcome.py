@@ -1,9 +1,7 @@
-"""What an action reports for one attempt, as data (never an exception), and the
-JSON reading of a command's output that ``steps.<id>.json`` shows."""
+"""What an action reports for one attempt, as data (never an exception)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -30,13 +28,3 @@ class Outcome:
     retryable: bool = True
     timed_out: bool = False
     interrupted: bool = False
-
-
-def parse_json(text: str) -> Any:
-    stripped = text.strip()
-    if not stripped or (stripped[0] not in '[{"' and not stripped[0].isdigit()):
-        return None
-    try:
-        return json.loads(stripped)
-    except ValueError:
-        return None

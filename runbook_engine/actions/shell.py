@@ -18,14 +18,14 @@ if TYPE_CHECKING:
 
 def run(action: Action, env: ActionEnv) -> Outcome:
     if isinstance(action, RunAction):
-        command = env.render_text(action.command, f"{env.where} run")
+        command = env.renderer.text(action.command, "run")
         request = ExecRequest(
             command=command, env=env.env, cwd=env.cwd, timeout=env.timeout
         )
         display = command
     else:
         assert isinstance(action, ArgvAction)
-        argv = tuple(str(env.render(a, f"{env.where} argv")) for a in action.argv)
+        argv = tuple(str(env.renderer.value(a, "argv")) for a in action.argv)
         request = ExecRequest(argv=argv, env=env.env, cwd=env.cwd, timeout=env.timeout)
         display = shlex.join(argv)
     return execute(request, display, env)

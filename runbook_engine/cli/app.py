@@ -8,6 +8,7 @@ import json
 import shlex
 import signal
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -252,7 +253,7 @@ def _summary(
         "hosts": report.hosts,
         "steps": steps,
         "message": report.message,
-        "needs_attention": report.needs_attention,
+        "needs_attention": [asdict(item) for item in report.needs_attention],
     }
 
 

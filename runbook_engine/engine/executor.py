@@ -1,45 +1,41 @@
-"""The executor: preconditions -> batches of steps and verify -> rollback -> finally.
+"""The executor: locks -> preconditions (go / no-go) -> batches of steps and verify
+-> rollback on failure -> finally, and the drill's comparison when one was asked for.
 
-Hosts run in lockstep, one step at a time across the hosts of a batch (in parallel up
-to ``forks``), so ``run_once``, ``max_fail_percentage`` and the audit barrier are
-simple: the ``step.started`` records of every host are made durable by one fsync
-before any of them runs, and that fsync also covers the previous step's
-``step.finished`` records.
+Hosts run in lockstep, one step at a time across the hosts of a batch (``Fanout``),
+so ``run_once``, ``max_fail_percentage`` and the audit barrier stay simple. What a
+rollback undoes and in which order is the saga's (``saga.py``); what a drill
+compares is ``drill.py``'s. This module keeps the main path and what a failure means.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..errors import AuditError, NoGoError
 from ..record.events import (
     BatchStarted,
-    DrillReport,
-    EventSink,
     GoNoGo,
     Notice,
-    RollbackFinished,
-    RollbackStarted,
     RunFinished,
     RunStatus,
     Status,
-    StepFinished,
-    StepStarted,
-    UndoFinished,
-    UndoStarted,
 )
-from ..spec.model import OnFailure, Phase, Runbook, Step
+from ..record.results import CheckRow
+from ..spec.model import OnFailure, Phase
+from .drill import drill_report
+from .fanout import Fanout
+from .saga import RollbackDone, Saga, changed_hosts
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from ..record.events import DrillReport, EventSink
+    from ..record.results import Attention, StepResult, UndoDone
+    from ..spec.model import Runbook, Step
     from .hosts import HostState
-    from .results import StepResult
     from .stepper import Stepper
 
 
@@ -65,18 +61,31 @@ class RunOptions:
 
 @dataclass(slots=True, kw_only=True)
 class RunReport:
+    """How a run ended, for the CLI (exit code, summary) and drills."""
+
     status: RunStatus
     duration: float
     hosts: dict[str, str]
-    checks: list[dict[str, object]] = field(default_factory=list)
-    needs_attention: list[dict[str, str]] = field(default_factory=list)
+    checks: list[CheckRow] = field(default_factory=list)
+    needs_attention: list[Attention] = field(default_factory=list)
     message: str | None = None
     interrupted_by: str | None = None  # "SIGINT" | "SIGTERM" | "SIGHUP"
     failure_at: float | None = None  # monotonic time of the first failure (drills)
     rollback_done_at: float | None = None
     audit_failed: bool = False  # the audit log stopped being writable mid-run
-    undos: list[dict[str, object]] = field(default_factory=list)
+    undos: list[UndoDone] = field(default_factory=list)
     drill: DrillReport | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchEnd:
+    """Why a batch stopped: ``stop`` (None: it ran to the end), ``abort`` (stop
+    without rollback: ``on_failure: abort``), ``continued`` (a step failed under
+    ``on_failure: continue``)."""
+
+    stop: str | None = None
+    abort: bool = False
+    continued: bool = False
 
 
 class Executor:
@@ -93,18 +102,27 @@ class Executor:
     ) -> None:
         self.runbook = runbook
         self.hosts = list(hosts)
-        self.stepper = stepper
         self.sink = sink
         self.options = options
         self.acquire_locks = acquire_locks
         self.release_locks = release_locks
-        self.cancel = threading.Event()
-        self.pool = ThreadPoolExecutor(
-            max_workers=max(1, min(options.forks, len(self.hosts)))
+        self.fanout = Fanout(
+            stepper=stepper,
+            sink=sink,
+            workers=min(options.forks, len(self.hosts)),
+            skip=options.skip,
+        )
+        self.saga = Saga(
+            runbook,
+            fanout=self.fanout,
+            stepper=stepper,
+            sink=sink,
+            scope=options.rollback_scope,
         )
         self.report = RunReport(status=RunStatus.SUCCEEDED, duration=0.0, hosts={})
         self._main_started = False
         self._refused = False  # an approval was refused
+        self._checked: list[StepResult] = []  # the preconditions' results (drills)
 
     # -- the run ----------------------------------------------------------------------
 
@@ -118,7 +136,7 @@ class Executor:
             self.report.audit_failed = True
             self.report.message = str(exc)
         finally:
-            self.pool.shutdown(wait=True)
+            self.fanout.close()
             self.report.duration = time.monotonic() - began
             self.report.hosts = {h.name: h.status for h in self.hosts}
             self.sink.emit(
@@ -137,31 +155,38 @@ class Executor:
         return self.report
 
     def _guarded(self) -> RunStatus:
+        """Locks taken, everything run, locks released however the run ends."""
+        try:
+            return self._locked()
+        finally:
+            self.release_locks()
+
+    def _locked(self) -> RunStatus:
         try:
             self.acquire_locks()
         except NoGoError as exc:
-            self.release_locks()  # the ones taken before the refusal
             self.report.message = str(exc)
             return RunStatus.NO_GO
+        except (KeyboardInterrupt, Terminated) as exc:
+            return self._interrupted(exc)
         status = RunStatus.FAILED
         try:
             try:
                 status = self._phases()
             except (KeyboardInterrupt, Terminated) as exc:
                 status = self._interrupted(exc)
-            self._finally()
+            if self._main_started:
+                self.saga.run_finally(self.hosts)
             if self.options.fail_at is not None and self._main_started:
-                self._drill_report(status)
+                self._drill(status)
         except (KeyboardInterrupt, Terminated) as exc:
             # a second Ctrl-C during `finally`: skip the rest, still record it
             status = self._interrupted(exc)
             self.report.message = "interrupted again: finally steps skipped"
-        finally:
-            self.release_locks()
         return status
 
     def _interrupted(self, exc: BaseException) -> RunStatus:
-        self.cancel.set()
+        self.fanout.cancel.set()
         self.report.interrupted_by = (
             exc.signal_name if isinstance(exc, Terminated) else "SIGINT"
         )
@@ -183,76 +208,82 @@ class Executor:
     def _preconditions(self) -> bool:
         if not self.runbook.steps_of(Phase.PRECONDITIONS):
             return True
-        rows = self._check_rows()
-        go = all(row["status"] in ("ok", "changed", "skipped") for row in rows)
+        rows, self._checked = self._check_rows()
+        go = all(row.go for row in rows)
         self.report.checks = rows
         self.sink.emit(GoNoGo(go=go, checks=rows))
         if not go:
             self.report.message = "no-go: a precondition failed, nothing was changed"
         return go
 
-    def _check_rows(self) -> list[dict[str, object]]:
-        rows: list[dict[str, object]] = []
+    def _check_rows(self) -> tuple[list[CheckRow], list[StepResult]]:
+        rows: list[CheckRow] = []
+        results: list[StepResult] = []
         for step in self.runbook.steps_of(Phase.PRECONDITIONS):
             # every check runs, so the table shows all failures, not just the first
-            for result in self._run_step(step, self.hosts):
+            for result in self.fanout.step(step, self.hosts):
+                results.append(result)
                 rows.append(
-                    {
-                        "step": step.id,
-                        "name": step.title,
-                        "host": result.host,
-                        "status": result.status.value,
-                        "message": _check_message(result),
-                    }
+                    CheckRow(
+                        step=step.id,
+                        name=step.title,
+                        host=result.host,
+                        status=result.status.value,
+                        message=_check_message(result),
+                    )
                 )
-        return rows
+        return rows, results
 
     # -- steps in batches --------------------------------------------------------------
 
     def _main(self) -> RunStatus:
         batches = plan_batches(self.hosts, self.runbook.serial)
-        body = [
-            *self.runbook.steps_of(Phase.STEPS),
-            *self.runbook.steps_of(Phase.VERIFY),
-        ]
-        body = self._from_start_at(body)
-        stop: str | None = None  # why no further step starts
+        body = self._from_start_at(
+            [*self.runbook.steps_of(Phase.STEPS), *self.runbook.steps_of(Phase.VERIFY)]
+        )
+        end = BatchEnd()
         rollback_hosts: list[HostState] = []
-        continued_failure = False
+        continued = False
         for number, batch in enumerate(batches, start=1):
             if number > 1:
                 gate_failed = self._gate(batches[number - 2])
                 if gate_failed:
-                    stop, rollback_hosts = gate_failed, self._changed_hosts()
+                    end, rollback_hosts = BatchEnd(stop=gate_failed), self._changed()
                     break
-            self.sink.emit(
-                BatchStarted(
-                    batch=number,
-                    hosts=[h.name for h in batch],
-                    plan=[[h.name for h in b] for b in batches] if number == 1 else [],
-                )
-            )
-            for host in batch:
-                host.started = True
-            stop, abort, continued = self._run_batch(batch, body)
-            continued_failure = continued_failure or continued
-            if abort:
-                self.report.message = stop
+            self._announce(number, batch, batches)
+            end = self._run_batch(batch, body)
+            continued = continued or end.continued
+            if end.abort:
+                self.report.message = end.stop
                 return RunStatus.FAILED
-            if stop:
+            if end.stop:
                 break
+        return self._after_batches(end.stop, rollback_hosts, continued)
+
+    def _announce(
+        self, number: int, batch: list[HostState], batches: list[list[HostState]]
+    ) -> None:
+        self.sink.emit(
+            BatchStarted(
+                batch=number,
+                hosts=[h.name for h in batch],
+                plan=[[h.name for h in b] for b in batches] if number == 1 else [],
+            )
+        )
+        for host in batch:
+            host.started = True
+
+    def _after_batches(
+        self, stop: str | None, rollback_hosts: list[HostState], continued: bool
+    ) -> RunStatus:
         failed = [h for h in self.hosts if h.failed]
         if stop is None and failed:
             # within max_fail_percentage: the run went on; roll back the failed hosts
             stop, rollback_hosts = f"{len(failed)} host(s) failed", failed
         elif stop is not None and not rollback_hosts:
-            rollback_hosts = (
-                failed
-                if self.options.rollback_scope == "failed"
-                else self._changed_hosts()
-            )
+            rollback_hosts = self.saga.hosts_in_scope(self.hosts)
         if stop is None:
-            if continued_failure:
+            if continued:
                 self.report.message = "a step failed with on_failure: continue"
                 return RunStatus.FAILED
             return RunStatus.SUCCEEDED
@@ -269,51 +300,49 @@ class Executor:
         ids = [s.id for s in body]
         return body[ids.index(start) :] if start in ids else body
 
-    def _run_batch(
-        self, batch: list[HostState], body: list[Step]
-    ) -> tuple[str | None, bool, bool]:
-        """(why the run stops or None, abort without rollback, a `continue` failure)."""
+    def _run_batch(self, batch: list[HostState], body: list[Step]) -> BatchEnd:
         continued = False
         for step in body:
             targets = [h for h in batch if not h.failed]
             if not targets:
                 break
-            for result in self._run_step(step, targets):
-                if result.ok or result.status is Status.SKIPPED:
-                    continue
-                policy = step.on_failure or self.runbook.on_failure
-                if step.ignore_errors:
-                    continue
-                if policy is OnFailure.CONTINUE:
-                    continued = True
-                    continue
-                host = self._host(result.host)
-                host.failed = True
-                self._mark_failure()
-                if step.action.kind == "approve":
-                    self._refused = True
-                if policy is OnFailure.ABORT:
-                    return (
-                        f"step {step.id!r} failed on {host.name} (on_failure: abort)",
-                        True,
-                        continued,
+            for result in self.fanout.step(step, targets):
+                verdict = self._judge_failure(step, result)
+                continued = continued or verdict == "continued"
+                if verdict == "abort":
+                    why = (
+                        f"step {step.id!r} failed on {result.host} (on_failure: abort)"
                     )
+                    return BatchEnd(stop=why, abort=True, continued=continued)
             if self._over_failure_budget():
-                return self._failure_summary(step), False, continued
+                return BatchEnd(stop=self._failure_summary(step), continued=continued)
             if self.options.fail_at == step.id:
-                self._mark_failure()
-                self.sink.emit(
-                    Notice(
-                        kind="drill.injected",
-                        message=f"failure injected after step {step.id!r}",
-                    )
-                )
-                return (
-                    f"drill: failure injected after step {step.id!r}",
-                    False,
-                    continued,
-                )
-        return None, False, continued
+                return BatchEnd(stop=self._inject_failure(step), continued=continued)
+        return BatchEnd(continued=continued)
+
+    def _judge_failure(self, step: Step, result: StepResult) -> str | None:
+        """What one host's result means: None (fine or ignored), "continued",
+        "failed" (the host is out) or "abort"."""
+        if result.ok or result.status is Status.SKIPPED or step.ignore_errors:
+            return None
+        policy = step.on_failure or self.runbook.on_failure
+        if policy is OnFailure.CONTINUE:
+            return "continued"
+        self._host(result.host).failed = True
+        self._mark_failure()
+        if step.action.kind == "approve":
+            self._refused = True
+        return "abort" if policy is OnFailure.ABORT else "failed"
+
+    def _inject_failure(self, step: Step) -> str:
+        self._mark_failure()
+        self.sink.emit(
+            Notice(
+                kind="drill.injected",
+                message=f"failure injected after step {step.id!r}",
+            )
+        )
+        return f"drill: failure injected after step {step.id!r}"
 
     def _mark_failure(self) -> None:
         if self.report.failure_at is None:
@@ -332,240 +361,52 @@ class Executor:
 
     def _gate(self, previous: list[HostState]) -> str | None:
         for step in self.runbook.steps_of(Phase.BATCH_GATE):
-            for result in self._run_step(
-                step, [h for h in previous if not h.failed] or previous
-            ):
+            healthy = [h for h in previous if not h.failed] or previous
+            for result in self.fanout.step(step, healthy):
                 if not result.ok:
                     self._mark_failure()
                     why = result.message or result.status
                     return f"batch gate {step.id!r} failed on {result.host}: {why}"
         return None
 
-    def _changed_hosts(self) -> list[HostState]:
-        return [h for h in self.hosts if h.started and (h.saga or h.failed)]
-
-    # -- one step across hosts ---------------------------------------------------------
-
-    def _run_step(self, step: Step, hosts: list[HostState]) -> list[StepResult]:
-        pending = [h for h in hosts if (h.name, step.id) not in self.options.skip]
-        targets = pending[:1] if step.run_once else pending
-        for host in targets:
-            self.sink.emit(
-                StepStarted(
-                    step=step.id,
-                    host=host.name,
-                    phase=step.phase.value,
-                    action=step.action.kind,
-                    command=None,
-                )
-            )
-        self.sink.barrier()
-        results = self._parallel(
-            targets, lambda host: self.stepper.run_step(step, host, self.cancel)
-        )
-        for host, result in zip(targets, results, strict=True):
-            self._finish(step, host, result)
-        if step.run_once and targets:
-            results += self._copy_run_once(step, targets[0], results[0], pending[1:])
-        return results
-
-    def _parallel(
-        self, hosts: list[HostState], work: Callable[[HostState], StepResult]
-    ) -> list[StepResult]:
-        if not hosts:
-            return []
-        futures = [self.pool.submit(work, host) for host in hosts]
-        try:
-            wait(futures)
-        except BaseException:
-            # Ctrl-C or SIGTERM: kill what runs, keep the results, then go on up
-            self.cancel.set()
-            wait(futures)
-            for host, future in zip(hosts, futures, strict=True):
-                self._finish_interrupted(host, future)
-            raise
-        return [f.result() for f in futures]
-
-    def _finish_interrupted(self, host: HostState, future: Future[StepResult]) -> None:
-        result = future.result()
-        step = self.runbook.step(result.step_id)
-        if step is not None:
-            self._finish(
-                step,
-                host,
-                replace(
-                    result,
-                    status=Status.FAILED,
-                    message=result.message or "interrupted",
-                ),
-            )
-
-    def _finish(self, step: Step, host: HostState, result: StepResult) -> None:
-        undoable = result.ok or step.undo_on_failure
-        in_saga = (
-            step.phase in (Phase.STEPS, Phase.VERIFY)
-            and result.status is not Status.SKIPPED
-            and undoable
-        )
-        host.record(step, result, in_saga=in_saga)
-        self.sink.emit(_finished(result, step))
-
-    def _copy_run_once(
-        self, step: Step, ran: HostState, result: StepResult, others: list[HostState]
-    ) -> list[StepResult]:
-        copies = []
-        for host in others:
-            copy = replace(result, host=host.name, ran_on=ran.name)
-            host.record(step, copy, in_saga=False)
-            skipped = replace(
-                copy, status=Status.SKIPPED, message=f"run_once: ran on {ran.name}"
-            )
-            self.sink.emit(_finished(skipped, step))
-            copies.append(copy)
-        return copies
+    def _changed(self) -> list[HostState]:
+        return changed_hosts(self.hosts)
 
     def _host(self, name: str) -> HostState:
         return next(h for h in self.hosts if h.name == name)
 
-    # -- rollback ----------------------------------------------------------------------
+    # -- rollback and drills -----------------------------------------------------------
 
     def _rollback(self, hosts: list[HostState], reason: str) -> RunStatus:
         if self.options.no_rollback:
-            self.sink.emit(RollbackFinished(ok=False, skipped=True))
-            self.sink.emit(
-                Notice(
-                    kind="rollback.skipped", message="--no-rollback: rollback skipped"
-                )
-            )
-            return RunStatus.FAILED
-        self.cancel = threading.Event()  # an interrupt may have set it; undos must run
-        scope = self.options.rollback_scope
-        self.sink.emit(
-            RollbackStarted(hosts=[h.name for h in hosts], reason=reason, scope=scope)
-        )
-        self.sink.barrier()
-        attention: list[dict[str, str]] = []
-        for needs in self._parallel_undo(hosts):
-            attention.extend(needs)
-        for step in self.runbook.steps_of(Phase.ROLLBACK):
-            for result in self._run_step(step, hosts):
-                if not result.ok:
-                    attention.append(
-                        {
-                            "host": result.host,
-                            "step": step.id,
-                            "what": "rollback step failed: "
-                            f"{result.message or result.status}",
-                        }
-                    )
-        self.report.rollback_done_at = time.monotonic()
-        self.report.needs_attention = attention
-        self.sink.emit(RollbackFinished(ok=not attention, needs_attention=attention))
-        return RunStatus.ROLLBACK_FAILED if attention else RunStatus.ROLLED_BACK
+            return self.saga.skip().status
+        done: RollbackDone = self.saga.roll_back(hosts, reason)
+        self.report.rollback_done_at = done.done_at
+        self.report.needs_attention = done.attention
+        self.report.undos = done.undos
+        return done.status
 
-    def _parallel_undo(self, hosts: list[HostState]) -> list[list[dict[str, str]]]:
-        if not hosts:
-            return []
-        futures = [self.pool.submit(self._undo_host, host) for host in hosts]
-        wait(futures)
-        return [f.result() for f in futures]
-
-    def _undo_host(self, host: HostState) -> list[dict[str, str]]:
-        """The saga, newest first. A failing undo is recorded and the rest still run."""
-        attention = []
-        for step, result in reversed(host.saga):
-            if step.undo is None or result.ran_on not in (None, host.name):
-                continue
-            self.sink.emit(UndoStarted(step=step.id, host=host.name, command=None))
-            self.sink.barrier()
-            undone = self.stepper.run_undo(step, step.undo, host, self.cancel)
-            self.sink.emit(
-                UndoFinished(
-                    step=step.id,
-                    host=host.name,
-                    status=undone.status,
-                    rc=undone.rc,
-                    duration_ms=int(undone.duration * 1000),
-                    message=undone.message,
-                    stdout_tail=_short(undone.stdout),
-                    stderr_tail=_short(undone.stderr),
-                    started_at=undone.started_at,
-                )
-            )
-            self.report.undos.append(
-                {
-                    "host": host.name,
-                    "step": step.id,
-                    "status": undone.status.value,
-                    "duration_ms": int(undone.duration * 1000),
-                }
-            )
-            if not undone.ok:
-                attention.append(
-                    {
-                        "host": host.name,
-                        "step": step.id,
-                        "what": f"undo failed: {undone.message or undone.status}",
-                    }
-                )
-        host.saga.clear()
-        return attention
-
-    # -- drills ------------------------------------------------------------------------
-
-    def _drill_report(self, status: RunStatus) -> None:
-        """Run the checks again and compare: PASS when the rollback was clean and the
-        system answers every check as it did before the run."""
-        before = self.report.checks
-        after = self._check_rows()
-        differences = [
-            f"{b['host']} {b['name']}: {b['status']} before, {a['status']} after"
-            for b, a in zip(before, after, strict=False)
-            if (b["status"] in ("ok", "changed")) != (a["status"] in ("ok", "changed"))
-        ]
-        if status is not RunStatus.ROLLED_BACK:
-            differences.insert(0, f"the run ended {status.value}, not rolled_back")
-        for item in self.report.needs_attention:
-            differences.append(f"{item['host']} {item['step']}: {item['what']}")
+    def _drill(self, status: RunStatus) -> None:
+        """Run the checks again and compare with what they said before the run."""
+        rows, results = self._check_rows()
         recovery = None
-        if (
-            self.report.failure_at is not None
-            and self.report.rollback_done_at is not None
-        ):
+        if self.report.failure_at is not None and self.report.rollback_done_at:
             recovery = int(
                 (self.report.rollback_done_at - self.report.failure_at) * 1000
             )
-        done = sorted(
-            {
-                s
-                for h in self.hosts
-                for s, r in h.results.items()
-                if r.phase in ("steps", "verify") and r.ok
-            }
-        )
-        self.report.drill = DrillReport(
-            passed=not differences,
+        self.report.drill = drill_report(
+            self.runbook,
+            self.hosts,
             fail_at=self.options.fail_at or "",
+            status=status,
             failure=self.report.message,
-            steps_done=[s.id for s in self.runbook.all_steps() if s.id in done],
-            undos=list(self.report.undos),
-            checks_before=before,
-            checks_after=after,
-            differences=differences,
+            rows=(self.report.checks, rows),
+            results=(self._checked, results),
+            undos=self.report.undos,
+            attention=self.report.needs_attention,
             recovery_ms=recovery,
         )
         self.sink.emit(self.report.drill)
-
-    # -- finally -----------------------------------------------------------------------
-
-    def _finally(self) -> None:
-        steps = self.runbook.steps_of(Phase.FINALLY)
-        if not steps or not self._main_started:
-            return
-        self.cancel = threading.Event()
-        hosts = [h for h in self.hosts if h.started] or self.hosts
-        for step in steps:
-            self._run_step(step, hosts)
 
 
 def plan_batches(
@@ -601,27 +442,3 @@ def _check_message(result: StepResult) -> str:
     if said and said[-1] not in message:
         return f"{message}: {said[-1][:200]}" if message else said[-1][:200]
     return message
-
-
-def _short(text: str, lines: int = 10) -> str:
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def _finished(result: StepResult, step: Step) -> StepFinished:
-    return StepFinished(
-        step=result.step_id,
-        host=result.host,
-        phase=step.phase.value,
-        status=result.status,
-        rc=result.rc,
-        attempt=result.attempts,
-        duration_ms=int(result.duration * 1000),
-        command=result.command,
-        message=result.message,
-        stdout_tail=result.stdout,
-        stderr_tail=result.stderr,
-        changed=result.changed,
-        started_at=result.started_at,
-        http_status=result.http_status,
-        set_vars=result.set_vars,
-    )

@@ -13,9 +13,9 @@ from ..spec.params import resolve_params
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from ..record.results import StepResult
     from ..spec.model import Scope, Step
     from ..transports.base import Transport
-    from .results import StepResult
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -7,7 +7,6 @@ A value that depends on a step that has not run is shown as ``<steps.ID.FIELD>``
 
 from __future__ import annotations
 
-import shlex
 import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -15,20 +14,9 @@ from typing import TYPE_CHECKING, Any
 from .. import render
 from ..errors import RenderError
 from ..spec.model import (
-    Action,
-    ApproveAction,
-    ArgvAction,
-    AssertAction,
-    CopyAction,
-    HttpAction,
     Phase,
-    RunAction,
-    SetAction,
-    SleepAction,
     Step,
-    TemplateAction,
 )
-from ..units import format_duration
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -110,14 +98,12 @@ def _plan_step(
     for host in targets:
         context = stepper.contexts.context(host, step.scope)
         context["steps"] = _Views(context["steps"])
-        renderer = _Renderer(context, step)
-        descriptions.setdefault(describe_action(step.action, renderer), []).append(
-            host.name
-        )
+        shown = _Shown(render.Renderer(context, f"step {step.id!r}"))
+        descriptions.setdefault(step.action.describe(shown), []).append(host.name)
         if step.undo is not None:
-            undo_text = describe_action(step.undo.action, renderer)
+            undo_text = step.undo.action.describe(shown)
         if step.when is not None:
-            when_text = f"when {step.when}: {renderer.decide(step.when)}"
+            when_text = f"when {step.when}: {shown.decide(step.when)}"
         if step.safe and phase_runs_safe(step):
             result = stepper.run_step(step, host, cancel)
             host.record(step, result, in_saga=False)
@@ -144,52 +130,28 @@ def phase_runs_safe(step: Step) -> bool:
     return step.phase in (Phase.PRECONDITIONS, Phase.STEPS, Phase.VERIFY)
 
 
-class _Renderer:
-    def __init__(self, context: dict[str, Any], step: Step) -> None:
-        self.context = context
-        self.where = f"step {step.id!r}"
+class _Shown:
+    """Shows templates rendered as far as the plan knows; what cannot be rendered
+    says why instead of failing the plan."""
+
+    def __init__(self, renderer: render.Renderer) -> None:
+        self.renderer = renderer
 
     def text(self, source: str) -> str:
         try:
-            return render.render(source, self.context, self.where)
+            return self.renderer.text(source)
         except RenderError as exc:
             return f"<cannot render: {exc}>"
 
     def value(self, value: Any) -> str:
         try:
-            return str(render.render_value(value, self.context, self.where))
+            return str(self.renderer.value(value))
         except RenderError as exc:
             return f"<cannot render: {exc}>"
 
     def decide(self, expression: str) -> str:
         try:
-            return (
-                "true"
-                if render.evaluate(expression, self.context, self.where)
-                else "false (skipped)"
-            )
+            decided = self.renderer.evaluate(expression)
         except RenderError:
             return "decided at run time"
-
-
-def describe_action(action: Action, renderer: _Renderer) -> str:
-    text, value = renderer.text, renderer.value
-    if isinstance(action, RunAction):
-        return text(action.command).strip()
-    if isinstance(action, ArgvAction):
-        return shlex.join(value(a) for a in action.argv)
-    if isinstance(action, HttpAction):
-        expect = "/".join(str(s) for s in action.expect_status)
-        return f"http {action.method} {text(action.url)} (expect {expect})"
-    if isinstance(action, AssertAction):
-        return "assert " + " and ".join(action.expressions)
-    if isinstance(action, ApproveAction):
-        return f"approve: {text(action.message)}"
-    if isinstance(action, SetAction):
-        return "set " + ", ".join(f"{k}={value(v)}" for k, v in action.values.items())
-    if isinstance(action, SleepAction):
-        return f"sleep {format_duration(action.seconds)}"
-    if isinstance(action, CopyAction | TemplateAction):
-        mode = f" mode {action.mode}" if action.mode else ""
-        return f"{action.kind} {text(action.src)} -> {text(action.dest)}{mode}"
-    return action.kind
+        return "true" if decided else "false (skipped)"

@@ -48,8 +48,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from pathlib import Path
 
+    from ..record.results import StepResult
     from ..spec.model import Runbook
-    from .results import StepResult
 
 # a runbook secret with this name unlocks encrypted SSH identity files
 SSH_PASSPHRASE_SECRET = "ssh_passphrase"

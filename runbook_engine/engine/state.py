@@ -15,11 +15,10 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..actions.outcome import parse_json
 from ..errors import ResumeError
 from ..record.events import Event, RunStarted, RunStatus, Status, StepFinished
+from ..record.results import StepResult
 from ..statedir import ensure_state_dir, open_private_file
-from .results import StepResult
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -132,7 +131,7 @@ def _apply(
         status = Status(record["status"])
         key = (record["host"], record["step"])
         if status.succeeded:
-            saved.results[key] = _result(record, status)
+            saved.results[key] = StepResult.from_record(record)
         else:
             saved.results.pop(key, None)
     elif event == "undo.finished" and record.get("status") in ("ok", "changed"):
@@ -140,24 +139,3 @@ def _apply(
     elif event == "run.finished":
         saved.status = RunStatus(record["status"])
     return saved
-
-
-def _result(record: dict[str, Any], status: Status) -> StepResult:
-    stdout = record.get("stdout_tail") or ""
-    return StepResult(
-        step_id=record["step"],
-        host=record["host"],
-        phase=record["phase"],
-        status=status,
-        rc=record.get("rc"),
-        stdout=stdout,
-        stderr=record.get("stderr_tail") or "",
-        json=parse_json(stdout),
-        http_status=record.get("http_status"),
-        message=record.get("message"),
-        command=record.get("command"),
-        attempts=record.get("attempt", 1),
-        started_at=record.get("started_at", 0.0),
-        duration=record.get("duration_ms", 0) / 1000,
-        set_vars=record.get("set_vars") or {},
-    )

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 from .. import render
 from ..actions import ActionEnv, Approver, handler_for
-from ..actions.outcome import Outcome, parse_json
+from ..actions.outcome import Outcome
 from ..errors import RenderError
 from ..record.events import EventSink, Status, StepRetry
+from ..record.results import StepResult, parse_json
 from ..spec.model import Action, Phase, Retries, Step, Undo
 from ..transports.output import LiveCallback, StepOutput
-from .results import StepResult
 from .retries import run_with_retries
 
 if TYPE_CHECKING:
@@ -162,21 +162,14 @@ class Stepper:
         timeout: float | None,
         label: str,
     ) -> Outcome:
-        where = f"step {step.id!r}"
-        rendered_env = {
-            k: str(render.render_value(v, context, f"{where} env.{k}"))
-            for k, v in env.items()
-        }
-        rendered_cwd = (
-            None if cwd is None else render.render(cwd, context, f"{where} cwd")
-        )
+        renderer = render.Renderer(context, f"step {step.id!r}")
+        rendered_env = {k: str(renderer.value(v, f"env.{k}")) for k, v in env.items()}
+        rendered_cwd = None if cwd is None else renderer.text(cwd, "cwd")
         action_env = ActionEnv(
             step=step,
             host=host.name,
             transport=self.local_transport if step.local else host.transport,
-            render=lambda value, what: render.render_value(value, context, what),
-            render_text=lambda source, what: render.render(source, context, what),
-            evaluate=lambda expr, what: render.evaluate(expr, context, what),
+            renderer=renderer,
             output=StepOutput(
                 self.masker.mask,
                 self.live(host.name, label),
@@ -237,23 +230,11 @@ class Stepper:
         what: str,
     ) -> Any:
         """Evaluate with ``steps.<this step>`` bound to this attempt's outcome."""
-        attempt = StepResult(
-            step_id=step.id,
-            host="",
-            phase=step.phase.value,
-            status=outcome.status,
-            rc=outcome.rc,
-            stdout=outcome.stdout,
-            stderr=outcome.stderr,
-            json=outcome.json,
-            http_status=outcome.http_status,
-            message=outcome.message,
-        )
+        attempt = _result_of(step, "", outcome)
         steps = dict(context["steps"])
         steps[step.local_id] = attempt.view()
-        return render.evaluate(
-            expression, {**context, "steps": steps}, f"step {step.id!r} {what}"
-        )
+        renderer = render.Renderer({**context, "steps": steps}, f"step {step.id!r}")
+        return renderer.evaluate(expression, what)
 
     def _result(
         self,
@@ -265,21 +246,31 @@ class Stepper:
         clock: float,
     ) -> StepResult:
         mask = self.masker.mask
-        return StepResult(
-            step_id=step.id,
-            host=host.name,
-            phase=step.phase.value,
-            status=outcome.status,
-            rc=outcome.rc,
-            stdout=outcome.stdout,
-            stderr=outcome.stderr,
+        return replace(
+            _result_of(step, host.name, outcome),
             json=self.masker.mask_data(outcome.json),
-            http_status=outcome.http_status,
             message=None if outcome.message is None else mask(outcome.message),
             command=None if outcome.command is None else mask(outcome.command),
             attempts=attempts,
             started_at=started,
             duration=time.monotonic() - clock,
-            set_vars=dict(outcome.set_vars),
-            interrupted=outcome.interrupted,
         )
+
+
+def _result_of(step: Step, host: str, outcome: Outcome) -> StepResult:
+    """The result an outcome makes of a step on a host (not yet masked or timed)."""
+    return StepResult(
+        step_id=step.id,
+        host=host,
+        phase=step.phase.value,
+        status=outcome.status,
+        rc=outcome.rc,
+        stdout=outcome.stdout,
+        stderr=outcome.stderr,
+        json=outcome.json,
+        http_status=outcome.http_status,
+        message=outcome.message,
+        command=outcome.command,
+        set_vars=dict(outcome.set_vars),
+        interrupted=outcome.interrupted,
+    )

@@ -199,17 +199,14 @@ class Console:
     def _on_GoNoGo(self, event: GoNoGo) -> None:
         self._write(self._bold("go / no-go") + "\n")
         for row in event.checks:
-            status = str(row["status"])
             mark = {"ok": "GO", "changed": "GO", "skipped": "SKIPPED"}.get(
-                status, "NO-GO"
+                row.status, "NO-GO"
             )
             colour_key = {"GO": "go", "SKIPPED": "skipped"}.get(mark, "no-go")
-            message = (
-                f"  {neutralise(str(row['message']))}" if row.get("message") else ""
-            )
+            message = f"  {neutralise(row.message)}" if row.message else ""
             self._write(
-                f"  {self._paint(colour_key, f'{mark:<7}')} {row['host']:<10}"
-                f" {row['name']}{message}\n"
+                f"  {self._paint(colour_key, f'{mark:<7}')} {row.host:<10}"
+                f" {row.name}{message}\n"
             )
         verdict = "GO" if event.go else "NO-GO"
         self._write(f"  => {self._paint('go' if event.go else 'no-go', verdict)}\n")
@@ -243,9 +240,7 @@ class Console:
             self._paint("failed", "ROLLBACK INCOMPLETE: a human must look at:") + "\n"
         )
         for item in event.needs_attention:
-            self._write(
-                f"  {item['host']}: step {item['step']}: {neutralise(item['what'])}\n"
-            )
+            self._write(f"  {item.host}: step {item.step}: {neutralise(item.what)}\n")
 
     def _on_Approval(self, event: Approval) -> None:
         verdict = "approved" if event.approved else "refused"

@@ -29,16 +29,15 @@ def format_drill(report: DrillReport) -> str:
     lines.append("  undos:")
     for undo in report.undos or []:
         lines.append(
-            f"    {undo['host']} {undo['step']}: {undo['status']}"
-            f" in {format_duration(int(undo['duration_ms']) / 1000)}"
+            f"    {undo.host} {undo.step}: {undo.status}"
+            f" in {format_duration(undo.duration_ms / 1000)}"
         )
     if not report.undos:
         lines.append("    none")
     lines.append("  checks (before -> after):")
     for before, after in zip(report.checks_before, report.checks_after, strict=False):
         lines.append(
-            f"    {before['host']} {before['name']}:"
-            f" {before['status']} -> {after['status']}"
+            f"    {before.host} {before.name}: {before.status} -> {after.status}"
         )
     if report.recovery_ms is not None:
         lines.append(

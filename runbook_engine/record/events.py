@@ -8,6 +8,7 @@ any subscriber sees an event.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from ..secrets import Masker
+    from .results import Attention, CheckRow, StepResult, UndoDone
 
 
 class Status(enum.StrEnum):
@@ -47,9 +49,10 @@ class Event:
     name: ClassVar[str]
 
     def record(self) -> dict[str, Any]:
-        """The event's fields as a new dict (shallow: fields hold plain data). This
-        runs several times per step, so it avoids ``dataclasses.asdict``'s deep copy."""
-        return {name: getattr(self, name) for name in _field_names(type(self))}
+        """The event's fields as a new dict, typed rows (``CheckRow``...) as dicts.
+        This runs several times per step, so it avoids ``dataclasses.asdict``'s deep
+        copy of the plain data (text, numbers, mappings) that most fields hold."""
+        return {name: _plain(getattr(self, name)) for name in _field_names(type(self))}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,6 +127,10 @@ class StepFinished(Event):
     http_status: int | None = None
     set_vars: Mapping[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, result: StepResult) -> StepFinished:
+        return cls(**result.record_fields())
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Approval(Event):
@@ -141,7 +148,7 @@ class Approval(Event):
 class GoNoGo(Event):
     name = "go_no_go"
     go: bool
-    checks: Sequence[Mapping[str, Any]]  # {step, name, host, status, message}
+    checks: Sequence[CheckRow]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -173,12 +180,26 @@ class UndoFinished(Event):
     stdout_tail: str = ""
     started_at: float = 0.0
 
+    @classmethod
+    def of(cls, result: StepResult) -> UndoFinished:
+        return cls(
+            step=result.step_id,
+            host=result.host,
+            status=result.status,
+            rc=result.rc,
+            duration_ms=int(result.duration * 1000),
+            message=result.message,
+            stdout_tail=_last_lines(result.stdout),
+            stderr_tail=_last_lines(result.stderr),
+            started_at=result.started_at,
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RollbackFinished(Event):
     name = "rollback.finished"
     ok: bool
-    needs_attention: Sequence[Mapping[str, str]] = field(default_factory=list)
+    needs_attention: Sequence[Attention] = ()
     skipped: bool = False
 
 
@@ -208,11 +229,12 @@ class DrillReport(Event):
     fail_at: str
     failure: str | None
     steps_done: Sequence[str]
-    undos: Sequence[Mapping[str, Any]]
-    checks_before: Sequence[Mapping[str, Any]]
-    checks_after: Sequence[Mapping[str, Any]]
+    undos: Sequence[UndoDone]
+    checks_before: Sequence[CheckRow]
+    checks_after: Sequence[CheckRow]
     differences: Sequence[str]
     recovery_ms: int | None
+    trivial: bool = False  # nothing compared and nothing undone: it proves nothing
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
@@ -227,17 +249,47 @@ def _field_names(cls: type[Event]) -> tuple[str, ...]:
     return names
 
 
+def _last_lines(text: str, lines: int = 10) -> str:
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _plain(value: Any) -> Any:
+    """A field value for a record: typed rows become dicts, the rest is kept."""
+    if isinstance(value, list | tuple) and value and dataclasses.is_dataclass(value[0]):
+        return [_row(item) for item in value]
+    return value
+
+
+def _row(row: Any) -> dict[str, Any]:
+    return {f.name: getattr(row, f.name) for f in fields(row)}
+
+
 def masked(event: Event, masker: Masker) -> Event:
-    """The event with its text fields (and the text inside mappings and lists)
-    masked; status words (enums) and numbers are left as they are."""
+    """The event with its text fields (and the text inside mappings, lists and typed
+    rows) masked; status words (enums) and numbers are left as they are."""
     changes = {}
     for name in _field_names(type(event)):
         value = getattr(event, name)
-        textual = isinstance(value, str | Mapping | list | tuple)
-        if isinstance(value, enum.Enum) or not textual:
+        if isinstance(value, enum.Enum):
             continue
-        changes[name] = masker.mask_data(value)
+        if isinstance(value, str | Mapping | list | tuple):
+            changes[name] = _mask(value, masker)
     return replace(event, **changes)
+
+
+def _mask(value: Any, masker: Masker) -> Any:
+    if isinstance(value, list | tuple) and value and dataclasses.is_dataclass(value[0]):
+        return [_mask_row(row, masker) for row in value]
+    return masker.mask_data(value)
+
+
+def _mask_row(row: Any, masker: Masker) -> Any:
+    changes = {
+        f.name: masker.mask(value)
+        for f in fields(row)
+        if isinstance(value := getattr(row, f.name), str)
+    }
+    return replace(row, **changes)
 
 
 class EventSink(Protocol):

@@ -21,14 +21,8 @@ from .report_assets import PAGE_CSS, PAGE_JS
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from .report_model import (
-        Drill,
-        GoNoGo,
-        HostReport,
-        Rollback,
-        RunReport,
-        StepRun,
-    )
+    from .events import DrillReport, GoNoGo
+    from .report_model import HostReport, Report, Rollback, StepRun
 
 _CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline';"
@@ -80,7 +74,7 @@ def _param(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
-def _header(report: RunReport) -> str:
+def _header(report: Report) -> str:
     run = report.run
     facts = [
         ("run id", f"<code>{_e(run.run_id or '-')}</code>"),
@@ -112,7 +106,7 @@ def _time(stamp: str | None) -> str:
     return f'<time datetime="{_e(stamp)}">{_e(stamp)}</time>'
 
 
-def _needs_human(report: RunReport) -> str:
+def _needs_human(report: Report) -> str:
     if not report.needs_human:
         return ""
     items = "".join(f"<li>{_e(item)}</li>" for item in report.needs_human)
@@ -173,7 +167,7 @@ def _band(rollback: Rollback | None, span: int) -> str:
     )
 
 
-def _host_lane(host: HostReport, indexes: dict[int, int], report: RunReport) -> str:
+def _host_lane(host: HostReport, indexes: dict[int, int], report: Report) -> str:
     rows = "".join(_bar(run, indexes[id(run)], report.span_ms) for run in host.steps)
     rollback = report.rollback
     band = (
@@ -190,7 +184,7 @@ def _host_lane(host: HostReport, indexes: dict[int, int], report: RunReport) -> 
     )
 
 
-def _timeline(report: RunReport, indexes: dict[int, int]) -> str:
+def _timeline(report: Report, indexes: dict[int, int]) -> str:
     lanes = "".join(_host_lane(host, indexes, report) for host in report.hosts)
     return (
         f'<section id="timeline"><h2>Timeline</h2><div id="filters"></div>'
@@ -246,7 +240,7 @@ def _go_no_go(gate: GoNoGo | None) -> str:
     return f'<section id="go-no-go"><h2>Go / no-go {verdict}</h2>{table}</section>'
 
 
-def _approvals(report: RunReport) -> str:
+def _approvals(report: Report) -> str:
     if not report.approvals:
         return ""
     rows = [
@@ -293,7 +287,7 @@ def _rollback(rollback: Rollback | None) -> str:
     )
 
 
-def _drill(drill: Drill | None) -> str:
+def _drill(drill: DrillReport | None) -> str:
     if drill is None:
         return ""
     verdict = _badge(
@@ -313,7 +307,7 @@ def _drill(drill: Drill | None) -> str:
     ]
     diffs = "".join(f"<li>{_e(d)}</li>" for d in drill.differences)
     return (
-        f'<section id="drill"><h2>Drill {verdict}</h2>'
+        f'<section id="drill"><h2>DrillReport {verdict}</h2>'
         f"<p>failure at <code>{_e(drill.fail_at)}</code>: {_e(drill.failure or '-')};"
         f" recovery {_e(_ms(drill.recovery_ms))}</p>"
         f"{_table(['check', 'host', 'before', 'after'], rows, 'drill-table')}"
@@ -321,7 +315,7 @@ def _drill(drill: Drill | None) -> str:
     )
 
 
-def _notices(report: RunReport) -> str:
+def _notices(report: Report) -> str:
     if not report.notices:
         return ""
     items = "".join(
@@ -332,7 +326,7 @@ def _notices(report: RunReport) -> str:
     return f'<section id="notices"><h2>Notices</h2><ul>{items}</ul></section>'
 
 
-def _footer(report: RunReport) -> str:
+def _footer(report: Report) -> str:
     head = report.chain_head
     value = (
         f"<code>{_e(head)}</code>"
@@ -346,7 +340,7 @@ def _footer(report: RunReport) -> str:
     )
 
 
-def render_html(report: RunReport) -> str:
+def render_html(report: Report) -> str:
     runs = report.all_steps()
     indexes = {id(run): i for i, run in enumerate(runs)}
     title = f"runbook {report.run.runbook_name}: {report.run.status}"

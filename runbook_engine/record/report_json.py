@@ -11,10 +11,10 @@ from .. import __version__
 from .report_model import SCHEMA_VERSION
 
 if TYPE_CHECKING:
-    from .report_model import RunReport
+    from .report_model import Report
 
 
-def report_data(report: RunReport) -> dict[str, Any]:
+def report_data(report: Report) -> dict[str, Any]:
     """The report as JSON-ready data (what ``render_json`` prints)."""
     data = asdict(report)
     for host in data["hosts"]:
@@ -27,7 +27,7 @@ def report_data(report: RunReport) -> dict[str, Any]:
     }
 
 
-def render_json(report: RunReport) -> str:
+def render_json(report: Report) -> str:
     return (
         json.dumps(report_data(report), indent=2, ensure_ascii=False, default=str)
         + "\n"

@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .report_model import HostReport, RunReport, StepRun
+    from .report_model import HostReport, Report, StepRun
 
 # characters XML 1.0 cannot hold at all (control characters from command output)
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -85,7 +85,7 @@ def _suite(parent: ET.Element, host: HostReport, timestamp: str | None) -> None:
         _testcase(suite, run)
 
 
-def render_junit(report: RunReport) -> str:
+def render_junit(report: Report) -> str:
     run = report.run
     steps = report.all_steps()
     root = ET.Element(

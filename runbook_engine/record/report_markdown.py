@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 from ..units import format_duration
 
 if TYPE_CHECKING:
-    from .report_model import Drill, GoNoGo, HostReport, Rollback, RunReport, StepRun
+    from .events import DrillReport, GoNoGo
+    from .report_model import HostReport, Report, Rollback, StepRun
 
 _ICON = {
     "succeeded": "✅",
@@ -53,7 +54,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [*lines, ""]
 
 
-def _headline(report: RunReport) -> list[str]:
+def _headline(report: Report) -> list[str]:
     run = report.run
     icon = _ICON.get(run.status, "⚠️")
     title = f"## {icon} runbook `{_cell(run.runbook_name)}`: **{_cell(run.status)}**"
@@ -117,7 +118,7 @@ _STEP_COLUMNS = [
 ]
 
 
-def _steps(report: RunReport) -> list[str]:
+def _steps(report: Report) -> list[str]:
     rows = [_step_row(run) for run in report.all_steps() if run.kind == "step"]
     header = _STEP_COLUMNS
     return ["### Steps", "", *_table(header, rows)]
@@ -136,7 +137,7 @@ def _go_no_go(gate: GoNoGo) -> list[str]:
     ]
 
 
-def _approvals(report: RunReport) -> list[str]:
+def _approvals(report: Report) -> list[str]:
     if not report.approvals:
         return []
     rows = [
@@ -156,7 +157,7 @@ def _approvals(report: RunReport) -> list[str]:
     ]
 
 
-def _rollback(rollback: Rollback, report: RunReport) -> list[str]:
+def _rollback(rollback: Rollback, report: Report) -> list[str]:
     if rollback.skipped:
         state = "skipped (--no-rollback)"
     elif not rollback.finished:
@@ -177,8 +178,8 @@ def _rollback(rollback: Rollback, report: RunReport) -> list[str]:
     return lines
 
 
-def _drill(drill: Drill) -> list[str]:
-    lines = [f"### Drill: {'PASS' if drill.passed else 'FAIL'}", ""]
+def _drill(drill: DrillReport) -> list[str]:
+    lines = [f"### DrillReport: {'PASS' if drill.passed else 'FAIL'}", ""]
     lines.append(
         f"- failure injected at `{_cell(drill.fail_at)}`: {_cell(drill.failure or '-')}"
     )
@@ -187,7 +188,7 @@ def _drill(drill: Drill) -> list[str]:
     return [*lines, ""]
 
 
-def _needs_human(report: RunReport) -> list[str]:
+def _needs_human(report: Report) -> list[str]:
     failed = [r for r in report.all_steps() if r.failed]
     if not report.needs_human and not failed:
         return []
@@ -205,7 +206,7 @@ def _needs_human(report: RunReport) -> list[str]:
     return lines
 
 
-def render_markdown(report: RunReport) -> str:
+def render_markdown(report: Report) -> str:
     lines = _headline(report) + _hosts(report.hosts)
     if report.go_no_go is not None:
         lines += _go_no_go(report.go_no_go)

@@ -1,6 +1,6 @@
 """``--report FORMAT:PATH``: write one run's report as json, junit, markdown or html.
 
-The run's records (live or from the audit log) become one ``RunReport``
+The run's records (live or from the audit log) become one ``Report``
 (``report_model``); each format renders that model in its own module. This module
 only picks the format and writes the file.
 """
@@ -9,17 +9,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .report_build import build_report
 from .report_html import render_html
 from .report_json import render_json
 from .report_junit import render_junit
 from .report_markdown import render_markdown
-from .report_model import RunReport, build_report
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
     from pathlib import Path
 
-FORMATS: dict[str, Callable[[RunReport], str]] = {
+    from .report_model import Report
+
+FORMATS: dict[str, Callable[[Report], str]] = {
     "json": render_json,
     "junit": render_junit,
     "markdown": render_markdown,

@@ -200,7 +200,15 @@ class _Builder:
 
     def _collect_secrets(self, doc: Document) -> None:
         for name, spec in (doc.data.get("secrets") or {}).items():
-            source = SecretSource(name=name, env=spec.get("env"), file=spec.get("file"))
+            command = spec.get("command")
+            source = SecretSource(
+                name=name,
+                env=spec.get("env"),
+                file=spec.get("file"),
+                command=None if command is None else tuple(command),
+                optional=bool(spec.get("optional", False)),
+                cwd=str(Path(doc.path).resolve().parent),
+            )
             known = self.secrets.get(name)
             if known is not None and known != source:
                 pos = doc.positions.key(("secrets", name))

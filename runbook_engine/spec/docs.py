@@ -10,24 +10,13 @@ function of the runbook files, so a test can check that committed pages are curr
 from __future__ import annotations
 
 import html
-import shlex
 from typing import TYPE_CHECKING, Any
 
 from ..units import format_duration
 from .model import (
     HOST_ACTIONS,
-    ApproveAction,
-    ArgvAction,
-    AssertAction,
-    CopyAction,
-    HttpAction,
-    IncludeAction,
     OnFailure,
     Phase,
-    RunAction,
-    SetAction,
-    SleepAction,
-    TemplateAction,
 )
 
 if TYPE_CHECKING:
@@ -63,28 +52,8 @@ def _short(text: str, limit: int = _MAX_ACTION) -> str:
 
 
 def describe_action(action: Action) -> str:
-    """One line saying what an action does (commands cut to one line)."""
-    if isinstance(action, RunAction):
-        return _short(action.command)
-    if isinstance(action, ArgvAction):
-        return _short(shlex.join(action.argv))
-    if isinstance(action, HttpAction):
-        expect = ",".join(str(s) for s in action.expect_status)
-        return _short(f"{action.method} {action.url} (expect {expect})")
-    if isinstance(action, AssertAction):
-        return _short("assert " + " and ".join(action.expressions))
-    if isinstance(action, ApproveAction):
-        confirm = f" (type {action.confirm!r})" if action.confirm else ""
-        return _short(f"approve: {action.message}{confirm}")
-    if isinstance(action, SetAction):
-        return "set " + ", ".join(f"vars.{name}" for name in action.values)
-    if isinstance(action, SleepAction):
-        return f"sleep {format_duration(action.seconds)}"
-    if isinstance(action, CopyAction | TemplateAction):
-        return _short(f"{action.kind} {action.src} -> {action.dest}")
-    if isinstance(action, IncludeAction):
-        return f"include {action.path}"
-    return action.kind
+    """One line saying what an action does, templates as written."""
+    return _short(action.describe())
 
 
 def _hosts(runbook: Runbook) -> str:

@@ -9,10 +9,12 @@ step's id is ``<include id>.<its id>`` and it renders in its own ``Scope``.
 from __future__ import annotations
 
 import enum
+import json
+import shlex
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ..units import parse_duration
+from ..units import format_duration, parse_duration
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -38,16 +40,42 @@ class Phase(enum.StrEnum):
 # -- actions -----------------------------------------------------------------------
 
 
+class Show(Protocol):
+    """How ``describe`` shows the templates of an action: as written (docs) or
+    rendered as far as possible (plan)."""
+
+    def text(self, source: str) -> str: ...
+
+    def value(self, value: Any) -> str: ...
+
+
+class _AsWritten:
+    def text(self, source: str) -> str:
+        return source
+
+    def value(self, value: Any) -> str:
+        return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+AS_WRITTEN: Show = _AsWritten()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunAction:
     kind = "run"
     command: str
+
+    def describe(self, show: Show = AS_WRITTEN) -> str:
+        return show.text(self.command).strip()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ArgvAction:
     kind = "argv"
     argv: tuple[str, ...]
+
+    def describe(self, show: Show = AS_WRITTEN) -> str:
+        return shlex.join(show.text(arg) for arg in self.argv)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,11 +93,18 @@ class HttpAction:
     has_expect_json: bool = False
     timeout: float = 10.0
 
+    def describe(self, show: Show = AS_WRITTEN) -> str:
+        expect = "/".join(str(status) for status in self.expect_status)
+        return f"http {self.method} {show.text(self.url)} (expect {expect})"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AssertAction:
     kind = "assert"
     expressions: tuple[str, ...]
+
+    def describe(self, show: Show = AS_WRITTEN) -> str:
+        return "assert " + " and ".join(self.expressions)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,17 +114,28 @@ class ApproveAction:
     confirm: str | None = None
     timeout: float | None = None
 
+    def describe(self, show: Show = AS_WRITTEN) -> str:
+        confirm = f" (type {show.value(self.confirm)!r})" if self.confirm else ""
+        return f"approve: {show.text(self.message)}{confirm}"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SetAction:
     kind = "set"
     values: Mapping[str, Any]
 
+    def describe(self, show: Show = AS_WRITTEN) -> str:
+        values = ", ".join(f"vars.{k}={show.value(v)}" for k, v in self.values.items())
+        return f"set {values}"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SleepAction:
     kind = "sleep"
     seconds: float
+
+    def describe(self, show: Show = AS_WRITTEN) -> str:
+        return f"sleep {format_duration(self.seconds)}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,6 +145,10 @@ class CopyAction:
     dest: str
     mode: str | None = None
 
+    def describe(self, show: Show = AS_WRITTEN) -> str:
+        mode = f" mode {self.mode}" if self.mode else ""
+        return f"{self.kind} {show.text(self.src)} -> {show.text(self.dest)}{mode}"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TemplateAction:
@@ -106,6 +156,10 @@ class TemplateAction:
     src: str
     dest: str
     mode: str | None = None
+
+    def describe(self, show: Show = AS_WRITTEN) -> str:
+        mode = f" mode {self.mode}" if self.mode else ""
+        return f"{self.kind} {show.text(self.src)} -> {show.text(self.dest)}{mode}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -115,6 +169,9 @@ class IncludeAction:
     kind = "include"
     path: str
     with_: Mapping[str, Any]
+
+    def describe(self, show: Show = AS_WRITTEN) -> str:
+        return f"include {self.path}"
 
 
 Action = (

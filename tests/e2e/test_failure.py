@@ -370,7 +370,7 @@ def test_drill_with_a_broken_undo_fails_naming_what_differs(
     result = runbook_cli("drill", str(rb))
     assert result.code == 1, result.output
     assert "drill report: FAIL" in result.stderr
-    assert "DIFFERS: local No marker yet: ok before, failed after" in result.stderr
+    assert "DIFFERS: local clean: ok before, failed after" in result.stderr
     (tmp_path / "marker").unlink()
 
 

@@ -89,6 +89,64 @@ def test_missing_secret_is_exit_2_naming_it(runbook_cli, write_runbook, state_di
     assert not (state_dir / "audit.jsonl").exists()  # nothing ran
 
 
+def test_a_secret_manager_command_gives_the_value_masked_everywhere(
+    runbook_cli, write_runbook, state_dir, tmp_path
+):
+    # a stand-in secret manager next to the runbook: `command` runs in its directory
+    (tmp_path / "vault.sh").write_text(f"printf '%s\\n' {shlex.quote(SECRET)}\n")
+    rb = write_runbook("""
+        version: 1
+        name: from_a_manager
+        secrets:
+          db_password: {command: [sh, vault.sh]}
+          optional_token: {command: [sh, -c, 'echo "vault sealed" >&2; exit 1'], optional: true}
+        steps:
+          - id: use
+            env: {PGPASSWORD: "{{ secrets.db_password }}"}
+            run: echo "got $PGPASSWORD ($(printf %s "$PGPASSWORD" | wc -c) chars)"
+          - id: optional_is_empty
+            run: test -z "$T" && echo "optional token is empty"
+            env: {T: "{{ secrets.optional_token }}"}
+    """)
+    result = runbook_cli("run", str(rb), "--report", f"json:{tmp_path}/r.json")
+    assert result.code == 0, result.output
+    # the trailing newline is stripped: the command saw exactly the value
+    assert f"got *** ({len(SECRET)} chars)" in result.stderr
+    assert "optional token is empty" in result.stderr
+    assert "optional secret 'optional_token'" in result.stderr
+    assert "vault sealed" in result.stderr  # why it is empty
+    everything = _everything_written(state_dir, tmp_path, result.stdout, result.stderr)
+    assert SECRET not in everything.replace(shlex.quote(SECRET), "")
+
+
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        ('echo "denied for $API_TOKEN" >&2; exit 3', "exit code 3: denied for ***"),
+        ("true", "printed nothing"),
+    ],
+)
+def test_a_failing_secret_command_stops_before_anything_runs(
+    runbook_cli, write_runbook, state_dir, command, said
+):
+    rb = write_runbook(f"""
+        version: 1
+        name: sealed
+        secrets:
+          token: {{env: API_TOKEN}}
+          db: {{command: [sh, -c, {json.dumps(command)}]}}
+        steps:
+          - id: s
+            run: touch should-not-exist
+    """)
+    result = runbook_cli("run", str(rb), env={"API_TOKEN": "s3cr3t-leak"})
+    assert result.code == 2, result.output
+    assert "secret 'db': command sh -c" in result.stderr and said in result.stderr
+    assert "s3cr3t-leak" not in result.output  # another secret, masked in the stderr
+    assert "Traceback" not in result.output
+    assert not (state_dir / "audit.jsonl").exists()  # nothing ran
+
+
 def test_audit_records_every_step_with_a_verifiable_chain(
     runbook_cli, write_runbook, state_dir
 ):

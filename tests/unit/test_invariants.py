@@ -155,3 +155,15 @@ def test_public_api_is_sorted_and_importable():
     assert runbook_engine.__all__ == sorted(runbook_engine.__all__)
     for name in runbook_engine.__all__:
         assert hasattr(runbook_engine, name)
+
+
+def test_every_step_kind_has_one_action_module_and_describes_itself():
+    from runbook_engine import actions
+    from runbook_engine.spec import model
+
+    kinds = [k for k in model.ACTION_KEYS if k != "include"]  # expanded at load
+    for kind in kinds:
+        assert callable(actions.handler_for(kind)), kind
+    for cls in model.Action.__args__:  # type: ignore[attr-defined]
+        assert cls.kind in model.ACTION_KEYS
+        assert "describe" in cls.__dict__, f"{cls.__name__} has no describe()"
