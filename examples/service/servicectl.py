@@ -8,7 +8,7 @@ A deploy root holds:
     releases/<version>/   unpacked release artefacts (see `unpack`; build.py makes them)
     current -> releases/<version>   switched atomically (see `switch`)
     run/service.pid, run/service.port, run/service.version
-    log/service.log       stdout+stderr of the service, appended
+    log/service.log       stdout+stderr of the service, appended: JSON lines
     backups/app-<UTC timestamp>.db
     state/last_good       the version recorded by `mark-good`
 
@@ -377,9 +377,11 @@ def wait_healthy(
 def _spawn(layout: Layout, release_dir: Path, host: str, port: int) -> int:
     layout.log_file.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PORT": str(port), "HOST": host, "PYTHONUNBUFFERED": "1"}
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    marker = {"ts": stamp, "level": "info", "msg": "servicectl start"}
+    marker.update(version=release_dir.name, port=port)
     with open(layout.log_file, "a", encoding="utf-8") as log:
-        log.write(f"--- servicectl start {release_dir.name} port {port} at {stamp}\n")
+        log.write(json.dumps(marker, separators=(",", ":")) + "\n")
         log.flush()
         process = subprocess.Popen(
             [sys.executable, str(release_dir / "app" / "server.py")],

@@ -30,3 +30,17 @@ def deployment(tmp_path: Path, artifacts: Path) -> Iterator[Deployment]:
         yield deploy
     finally:
         deploy.teardown()
+
+
+@pytest.fixture(scope="module")
+def service(
+    tmp_path_factory: pytest.TempPathFactory, artifacts: Path
+) -> Iterator[Deployment]:
+    """One running 1.1.0 shared by a module's tests: they only add requests and
+    read what the service says about them."""
+    deploy = Deployment(tmp_path_factory.mktemp("service") / "root", artifacts)
+    try:
+        deploy.deploy("1.1.0")
+        yield deploy
+    finally:
+        deploy.teardown()

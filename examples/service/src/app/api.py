@@ -2,6 +2,9 @@
 
 No sockets here (server.py adapts http.server to `Api.handle`), so the unit tests
 call `handle` directly. Every error leaves as JSON: {"error": code, "message": ...}.
+Every request gets a request id (a valid incoming X-Request-ID, else a new one),
+echoed in the response and on each log line of that request, and leaves one JSON
+log line (see logs.py); every error leaves one more.
 """
 
 from __future__ import annotations
@@ -9,15 +12,17 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import static
 import store
 from auth import TokenError, decode_token, hash_password, issue_token, verify_password
 from database import DatabaseUnavailableError, connect, schema_version
+from logs import REQUEST_ID_HEADER, request_id_from
 
 if TYPE_CHECKING:
     from release import Release
@@ -29,12 +34,26 @@ MAX_BODY = 64 * 1024
 _JSON = "application/json"
 
 
+@dataclass(slots=True)
+class Trace:
+    """What the log line of one request says about it, filled in while it runs."""
+
+    request_id: str = ""
+    route: str = "unmatched"
+    user_id: int | None = None
+
+    def fields(self) -> dict[str, Any]:
+        known = {"request_id": self.request_id, "route": self.route}
+        return known if self.user_id is None else {**known, "user_id": self.user_id}
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     method: str
     path: str
     headers: Mapping[str, str]  # lower-case names
     body: bytes = b""
+    trace: Trace = field(default_factory=Trace, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,29 +95,76 @@ class Api:
         )
 
     def handle(self, request: Request) -> Response:
+        """Answer one request: routed, logged, with its X-Request-ID."""
+        return self._observed(request, self._respond)
+
+    def reject(self, request: Request, response: Response) -> Response:
+        """Log and send an answer the server made itself (body too large...)."""
+        return self._observed(request, lambda _: response)
+
+    def _observed(
+        self, request: Request, respond: Callable[[Request], Response]
+    ) -> Response:
+        started = time.perf_counter()
+        trace = request.trace
+        trace.request_id, refused = request_id_from(
+            request.headers.get("x-request-id", "")
+        )
+        if refused:
+            self._log(logging.WARNING, "request id refused, made a new one", trace)
+        response = self._with_cors(request, respond(request))
+        elapsed = time.perf_counter() - started
+        level = logging.INFO
+        if response.status >= 400:
+            level = logging.ERROR if response.status >= 500 else logging.WARNING
+        self._log(
+            level,
+            "request",
+            trace,
+            method=request.method,
+            status=response.status,
+            duration_ms=round(elapsed * 1000, 3),
+        )
+        headers = (*response.headers, (REQUEST_ID_HEADER, trace.request_id))
+        return replace(response, headers=headers)
+
+    def _log(
+        self,
+        level: int,
+        message: str,
+        trace: Trace,
+        exc_info: bool = False,
+        **fields: Any,
+    ) -> None:
+        extra = {"fields": {**trace.fields(), **fields}}
+        log.log(level, message, exc_info=exc_info, extra=extra)
+
+    def _respond(self, request: Request) -> Response:
         path = request.path.split("?", 1)[0]
         try:
-            response = self._dispatch(request, path)
+            return self._dispatch(request, path)
         except HttpError as exc:
-            response = error_response(exc.status, exc.code, exc.message)
+            return error_response(exc.status, exc.code, exc.message)
         except store.InvalidInputError as exc:
-            response = error_response(400, "invalid_input", str(exc))
+            return error_response(400, "invalid_input", str(exc))
         except store.ConflictError as exc:
-            response = error_response(409, "conflict", str(exc))
+            return error_response(409, "conflict", str(exc))
         except (DatabaseUnavailableError, sqlite3.OperationalError) as exc:
-            log.error("database error on %s %s: %s", request.method, path, exc)
-            response = error_response(503, "database_error", str(exc))
+            self._log(logging.ERROR, "database error", request.trace, error=str(exc))
+            return error_response(503, "database_error", str(exc))
         except Exception:
-            log.exception("internal error on %s %s", request.method, path)
-            response = error_response(500, "internal_error", "internal server error")
-        return self._with_cors(request, response)
+            self._log(logging.ERROR, "internal error", request.trace, exc_info=True)
+            return error_response(500, "internal_error", "internal server error")
 
     def _dispatch(self, request: Request, path: str) -> Response:
+        methods = ROUTES.get(path)
+        if methods is not None:
+            request.trace.route = path
         if request.method == "OPTIONS":
             return Response(204, b"")
-        methods = ROUTES.get(path)
         if methods is None:
             if request.method in ("GET", "HEAD"):
+                request.trace.route = "static"
                 return self._static(path)
             raise HttpError(404, "not_found", f"no route for {path}")
         handler = methods.get(request.method)
@@ -163,6 +229,7 @@ class Api:
             raise HttpError(401, "unauthorized", str(exc)) from exc
         if user is None:
             raise HttpError(401, "unauthorized", "account no longer exists")
+        request.trace.user_id = user.id
         return user
 
     # -- handlers -------------------------------------------------------------
@@ -171,6 +238,19 @@ class Api:
         return json_response(200, {"status": "ok", "version": self.release.version})
 
     def test_db(self, request: Request) -> Response:
+        response = self._check_database()
+        if response.status != 200:
+            problem = json.loads(response.body)
+            self._log(
+                logging.ERROR,
+                "database check failed",
+                request.trace,
+                error=problem["error"],
+                detail=problem["message"],
+            )
+        return response
+
+    def _check_database(self) -> Response:
         expected = self.release.schema_version
         actual: int | None = None
         try:
@@ -203,6 +283,7 @@ class Api:
                 password, iterations=self.settings.password_iterations
             )
             user = store.create_user(conn, email, hashed)
+        request.trace.user_id = user.id
         return json_response(201, user.public())
 
     def login(self, request: Request) -> Response:
@@ -215,6 +296,7 @@ class Api:
         stored = self._dummy_hash if user is None else user.password_hash
         if not verify_password(password, stored) or user is None:
             raise HttpError(401, "invalid_credentials", "wrong email or password")
+        request.trace.user_id = user.id
         ttl = self.settings.token_ttl_seconds
         token = issue_token(user.id, self.settings.jwt_secret, ttl)
         return json_response(

@@ -2,7 +2,9 @@
 
 Adapts http.server (ThreadingHTTPServer) to `api.Api.handle`. Configuration comes
 from the environment (see settings.py); a bad configuration exits with status 2
-and one line on stderr, before the port is opened.
+and one line on stderr, before the port is opened. Everything it writes to stderr
+is a JSON log line (logs.py); http.server's own access log is replaced by the
+request line api.py writes.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, cast
 
+import logs
 from api import MAX_BODY, Api, Request, Response, error_response
 from release import load_release
 from settings import ConfigError, load_settings
@@ -29,6 +32,10 @@ class ServiceServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], api: Api) -> None:
         super().__init__(address, RequestHandler)
         self.api = api
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # socketserver calls this from its except clause: the error is current
+        log.error("connection handler failed", exc_info=sys.exc_info())
 
 
 class RequestHandler(BaseHTTPRequestHandler):
@@ -58,12 +65,12 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         body = self._read_body()
-        if isinstance(body, Response):
-            self._send(body)
-            return
         headers = {name.lower(): value for name, value in self.headers.items()}
         method = "GET" if self.command == "HEAD" else self.command
         api = cast("ServiceServer", self.server).api
+        if isinstance(body, Response):
+            self._send(api.reject(Request(method, self.path, headers), body))
+            return
         self._send(api.handle(Request(method, self.path, headers, body)))
 
     def _send(self, response: Response) -> None:
@@ -79,8 +86,17 @@ class RequestHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(response.body)
 
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """api.py logs every request it answers (with its id), so nothing here."""
+
     def log_message(self, format: str, *args: object) -> None:
-        log.info("%s %s", self.address_string(), format % args)
+        # http.server's own errors (malformed request line, timeout): the format
+        # only, since its arguments can quote the raw request, query string included
+        code = args[0] if format.startswith("code %d") and args else None
+        fields = {"detail": format.split("%")[0].strip(" ,:")}
+        if code is not None:
+            fields["status"] = str(code)
+        log.warning("bad HTTP request", extra={"fields": fields})
 
 
 class _StopRequestedError(Exception):
@@ -92,33 +108,26 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def main() -> int:
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(sys.stderr)
     try:
         settings = load_settings()
     except ConfigError as exc:
-        print(f"config error: {exc}", file=sys.stderr)
+        log.error(f"config error: {exc}")
         return 2
     release = load_release()
     try:
         server = ServiceServer((settings.host, settings.port), Api(settings, release))
     except OSError as exc:
-        print(
-            f"cannot listen on {settings.host}:{settings.port}: {exc}", file=sys.stderr
-        )
+        log.error(f"cannot listen on {settings.host}:{settings.port}: {exc}")
         return 1
     signal.signal(signal.SIGTERM, _on_sigterm)
-    log.info(
-        "example-service %s listening on http://%s:%d (env=%s, schema %d)",
-        release.version,
-        settings.host,
-        settings.port,
-        settings.app_env,
-        release.schema_version,
-    )
+    listening = {
+        "version": release.version,
+        "url": f"http://{settings.host}:{settings.port}",
+        "env": settings.app_env,
+        "schema_version": release.schema_version,
+    }
+    log.info("listening", extra={"fields": listening})
     try:
         server.serve_forever()
     except (_StopRequestedError, KeyboardInterrupt):

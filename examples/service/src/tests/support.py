@@ -8,6 +8,7 @@ migration NNNN's up SQL (so a test controls its own rows, e.g. fee rates).
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -26,6 +27,10 @@ from store import ensure_admin  # noqa: E402
 __all__ = ["Request", "connect", "ensure_admin", "replace"]
 
 SECRET = "unit-test-secret-that-is-long-enough-0123"
+
+# The API logs every request; tests that read the log add their own handler.
+logging.getLogger("service").addHandler(logging.NullHandler())
+logging.getLogger("service").propagate = False
 FIXTURES_DIR = RELEASE_DIR / "tests" / "fixtures"
 
 
