@@ -14,9 +14,13 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
 
 SERVICE_DIR = Path(__file__).resolve().parents[2] / "examples" / "service"
 BUILD = SERVICE_DIR / "build.py"
@@ -176,3 +180,27 @@ def wait_until_gone(pid: int, timeout: float = 5.0) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+# (sample name, labels) -> value, from one scrape of /metrics
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(service: Deployment) -> tuple[dict[str, Metric], Samples]:
+    """GET /metrics, read with Prometheus' own parser: (families, samples)."""
+    with urllib.request.urlopen(service.url("/metrics"), timeout=5) as answer:
+        assert (
+            answer.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+        )
+        text = answer.read().decode()
+    families = {family.name: family for family in text_string_to_metric_families(text)}
+    samples = {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in families.values()
+        for sample in family.samples
+    }
+    return families, samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)

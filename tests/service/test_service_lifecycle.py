@@ -6,6 +6,8 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING
 
+from tests.service.deployment import scrape, value
+
 if TYPE_CHECKING:
     from tests.service.deployment import Deployment
 
@@ -47,6 +49,7 @@ def test_upgrade_break_and_roll_back(deployment: Deployment) -> None:
     status, body = deployment.get("/test-db")
     assert (status, body["error"], body["schema_version"]) == (503, "query_failed", 3)
     assert "fee_rate_bps" in body["message"]
+    assert value(scrape(deployment)[1], "db_errors_total", kind="query") == 1
     smoke = deployment.manage(
         "current", "smoke", "--url", deployment.url(""), check=False
     )

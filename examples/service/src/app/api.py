@@ -20,9 +20,17 @@ from typing import TYPE_CHECKING, Any
 
 import static
 import store
-from auth import TokenError, decode_token, hash_password, issue_token, verify_password
+from auth import (
+    TokenError,
+    TokenExpiredError,
+    decode_token,
+    hash_password,
+    issue_token,
+    verify_password,
+)
 from database import DatabaseUnavailableError, connect, schema_version
 from logs import REQUEST_ID_HEADER, request_id_from
+from metrics import CONTENT_TYPE, Metrics
 
 if TYPE_CHECKING:
     from release import Release
@@ -89,6 +97,7 @@ class Api:
     def __init__(self, settings: Settings, release: Release) -> None:
         self.settings = settings
         self.release = release
+        self.metrics = Metrics(release.version, release.schema_version)
         # Unknown emails still cost one hash check, so timing does not reveal them.
         self._dummy_hash = hash_password(
             "not-a-password", iterations=settings.password_iterations
@@ -114,6 +123,9 @@ class Api:
             self._log(logging.WARNING, "request id refused, made a new one", trace)
         response = self._with_cors(request, respond(request))
         elapsed = time.perf_counter() - started
+        self.metrics.observe_request(
+            request.method, trace.route, response.status, elapsed
+        )
         level = logging.INFO
         if response.status >= 400:
             level = logging.ERROR if response.status >= 500 else logging.WARNING
@@ -150,6 +162,10 @@ class Api:
         except store.ConflictError as exc:
             return error_response(409, "conflict", str(exc))
         except (DatabaseUnavailableError, sqlite3.OperationalError) as exc:
+            kind = (
+                "unavailable" if isinstance(exc, DatabaseUnavailableError) else "query"
+            )
+            self.metrics.db_error(kind)
             self._log(logging.ERROR, "database error", request.trace, error=str(exc))
             return error_response(503, "database_error", str(exc))
         except Exception:
@@ -221,13 +237,17 @@ class Api:
     def _user(self, request: Request, conn: sqlite3.Connection) -> store.User:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token:
+            self.metrics.auth_failure("missing_token")
             raise HttpError(401, "unauthorized", "missing Bearer token")
         try:
             claims = decode_token(token.strip(), self.settings.jwt_secret)
             user = store.find_user(conn, int(claims.get("sub", "")))
         except (TokenError, ValueError) as exc:
+            expired = isinstance(exc, TokenExpiredError)
+            self.metrics.auth_failure("expired_token" if expired else "invalid_token")
             raise HttpError(401, "unauthorized", str(exc)) from exc
         if user is None:
+            self.metrics.auth_failure("invalid_token")
             raise HttpError(401, "unauthorized", "account no longer exists")
         request.trace.user_id = user.id
         return user
@@ -237,10 +257,16 @@ class Api:
     def health(self, request: Request) -> Response:
         return json_response(200, {"status": "ok", "version": self.release.version})
 
+    def metrics_text(self, request: Request) -> Response:
+        return Response(200, self.metrics.render().encode(), CONTENT_TYPE)
+
     def test_db(self, request: Request) -> Response:
         response = self._check_database()
         if response.status != 200:
             problem = json.loads(response.body)
+            kind = _DB_ERROR_KIND.get(problem["error"])
+            if kind is not None:
+                self.metrics.db_error(kind)
             self._log(
                 logging.ERROR,
                 "database check failed",
@@ -295,6 +321,7 @@ class Api:
             user = store.find_user_by_email(conn, email.strip().lower())
         stored = self._dummy_hash if user is None else user.password_hash
         if not verify_password(password, stored) or user is None:
+            self.metrics.auth_failure("invalid_credentials")
             raise HttpError(401, "invalid_credentials", "wrong email or password")
         request.trace.user_id = user.id
         ttl = self.settings.token_ttl_seconds
@@ -325,6 +352,11 @@ class Api:
             return json_response(200, {"pending": store.pending_trades(conn)})
 
 
+# /test-db failures that count as db_errors_total (a schema mismatch does not:
+# the database answers, the release does not match it)
+_DB_ERROR_KIND = {"database_unavailable": "unavailable", "query_failed": "query"}
+
+
 def _db_failure(code: str, message: str, actual: int | None, expected: int) -> Response:
     return json_response(
         503,
@@ -340,6 +372,7 @@ def _db_failure(code: str, message: str, actual: int | None, expected: int) -> R
 
 ROUTES: dict[str, dict[str, Handler]] = {
     "/health": {"GET": Api.health},
+    "/metrics": {"GET": Api.metrics_text},
     "/test-db": {"GET": Api.test_db},
     "/register": {"POST": Api.register},
     "/login": {"POST": Api.login},

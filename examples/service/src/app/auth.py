@@ -24,6 +24,10 @@ class TokenError(Exception):
     """The token is malformed, badly signed or expired."""
 
 
+class TokenExpiredError(TokenError):
+    """The token was valid, but its `exp` has passed."""
+
+
 def _b64encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -95,5 +99,5 @@ def decode_token(
     claims = _parse_json_segment(payload)
     exp = claims.get("exp")
     if not isinstance(exp, int) or exp <= (time.time() if now is None else now):
-        raise TokenError("token expired")
+        raise TokenExpiredError("token expired")
     return claims
