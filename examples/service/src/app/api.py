@@ -240,7 +240,11 @@ class Api:
             self.metrics.auth_failure("missing_token")
             raise HttpError(401, "unauthorized", "missing Bearer token")
         try:
-            claims = decode_token(token.strip(), self.settings.jwt_secret)
+            claims = decode_token(
+                token.strip(),
+                self.settings.jwt_secret,
+                previous=self.settings.jwt_previous_secrets,
+            )
             user = store.find_user(conn, int(claims.get("sub", "")))
         except (TokenError, ValueError) as exc:
             expired = isinstance(exc, TokenExpiredError)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, cast
 
 import logs
 from api import MAX_BODY, Api, Request, Response, error_response
+from auth import key_id
 from release import load_release
 from settings import ConfigError, load_settings
 
@@ -126,6 +127,9 @@ def main() -> int:
         "url": f"http://{settings.host}:{settings.port}",
         "env": settings.app_env,
         "schema_version": release.schema_version,
+        # fingerprints of the signing keys (auth.key_id), never the keys
+        "jwt_kid": key_id(settings.jwt_secret),
+        "jwt_previous_kids": [key_id(k) for k in settings.jwt_previous_secrets],
     }
     log.info("listening", extra={"fields": listening})
     try:

@@ -1,7 +1,9 @@
 """Service configuration read from the environment, validated once at start-up.
 
 DATABASE_URL and JWT_SECRET are required; the process refuses to start without
-them (ConfigError carries the message shown to the operator).
+them (ConfigError carries the message shown to the operator). JWT_PREVIOUS_SECRETS
+(comma-separated) are secrets whose tokens are still accepted while a rotation's
+grace period runs; new tokens are always signed with JWT_SECRET.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class ConfigError(Exception):
 class Settings:
     database_path: Path
     jwt_secret: str
+    jwt_previous_secrets: tuple[str, ...]
     app_env: str
     cors_origins: tuple[str, ...]
     host: str
@@ -76,6 +79,19 @@ def _check_secret(secret: str, app_env: str) -> str:
     return secret
 
 
+def _previous_secrets(raw: str, current: str, app_env: str) -> tuple[str, ...]:
+    previous = []
+    for secret in (part.strip() for part in raw.split(",")):
+        if secret and secret != current and secret not in previous:
+            if app_env == "production" and len(secret) < MIN_PRODUCTION_SECRET:
+                raise ConfigError(
+                    f"every JWT_PREVIOUS_SECRETS entry must be at least"
+                    f" {MIN_PRODUCTION_SECRET} characters in production"
+                )
+            previous.append(secret)
+    return tuple(previous)
+
+
 def password_iterations_from_env(env: Mapping[str, str] | None = None) -> int:
     """PBKDF2 iterations for new hashes; lowering them is refused in production."""
     env = os.environ if env is None else env
@@ -100,9 +116,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     ttl = env.get("JWT_TTL_SECONDS", "3600")
     if not ttl.isdigit() or int(ttl) == 0:
         raise ConfigError(f"JWT_TTL_SECONDS must be a positive integer, got {ttl!r}")
+    secret = _check_secret(env.get("JWT_SECRET", ""), app_env)
     return Settings(
         database_path=database_path_from_env(env),
-        jwt_secret=_check_secret(env.get("JWT_SECRET", ""), app_env),
+        jwt_secret=secret,
+        jwt_previous_secrets=_previous_secrets(
+            env.get("JWT_PREVIOUS_SECRETS", ""), secret, app_env
+        ),
         app_env=app_env,
         cors_origins=tuple(o.strip() for o in origins.split(",") if o.strip()),
         host=env.get("HOST", "127.0.0.1").strip() or "127.0.0.1",
