@@ -11,6 +11,7 @@ A deploy root holds:
     log/service.log       stdout+stderr of the service, appended: JSON lines
     backups/app-<UTC timestamp>.db
     state/last_good       the version recorded by `mark-good`
+    state/dev_jwt_fingerprints   SHA-256 of every JWT secret a development start used
 
 Every command prints one result line on stdout (the last line is the answer) and
 errors on stderr. Exit codes: 0 done, 1 failed, 2 bad usage, 3 not running
@@ -96,6 +97,10 @@ class Layout:
     @property
     def last_good_file(self) -> Path:
         return self.root / "state" / "last_good"
+
+    @property
+    def dev_fingerprints_file(self) -> Path:
+        return self.root / "state" / "dev_jwt_fingerprints"
 
     def release(self, version: str) -> Path:
         if not _VERSION_RE.match(version) or ".." in version:
@@ -400,6 +405,25 @@ def _spawn(layout: Layout, release_dir: Path, host: str, port: int) -> int:
     return process.pid
 
 
+def record_dev_fingerprints(layout: Layout, env: dict[str, str]) -> None:
+    """In development, remember the SHA-256 of every JWT secret the service is given
+    (never the secret), so a production preflight can refuse one used here."""
+    if (env.get("APP_ENV") or "development").strip() != "development":
+        return
+    given = [env.get("JWT_SECRET", ""), *env.get("JWT_PREVIOUS_SECRETS", "").split(",")]
+    prints = {
+        hashlib.sha256(s.strip().encode()).hexdigest() for s in given if s.strip()
+    }
+    path = layout.dev_fingerprints_file
+    known = set((_read_text(path) or "").split())
+    new = sorted(prints - known)
+    if new:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as handle:
+            handle.write("".join(f"{digest}\n" for digest in new))
+
+
 def start(layout: Layout, port: int, host: str, timeout: float) -> str:
     pid = running_pid(layout)
     if pid is not None:
@@ -408,6 +432,7 @@ def start(layout: Layout, port: int, host: str, timeout: float) -> str:
         raise CtlError(f"no current release in {layout.root} (run switch first)")
     release_dir = layout.current.resolve()
     version = (release_dir / "VERSION").read_text(encoding="utf-8").strip()
+    record_dev_fingerprints(layout, dict(os.environ))
     pid = _spawn(layout, release_dir, host, port)
     url = f"http://{_probe_host(host)}:{port}/health"
     try:

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+# the example service's deploy roots, for the procedure tests
+from tests.e2e.service_targets import artifacts, clean_env, rb, target  # noqa: F401
 from tests.support.sshd import (
     ClientKey,
     SSHServer,

@@ -8,7 +8,7 @@ import sqlite3
 import time
 from typing import TYPE_CHECKING
 
-from tests.service.deployment import SERVICECTL, artifact, wait_until_gone
+from tests.service.deployment import JWT_SECRET, SERVICECTL, artifact, wait_until_gone
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -115,6 +115,28 @@ def test_start_stop_restart_status(deployment: Deployment) -> None:
     assert wait_until_gone(new_pid)
     assert deployment.ctl("stop").stdout.strip() == "not running"
     assert deployment.ctl("status", check=False).stdout.strip() == "not running"
+
+
+def test_development_starts_remember_their_secrets_by_fingerprint(
+    deployment: Deployment,
+) -> None:
+    deployment.deploy("1.0.0")
+    prints = deployment.root / "state" / "dev_jwt_fingerprints"
+    assert prints.stat().st_mode & 0o777 == 0o600
+    digest = hashlib.sha256(JWT_SECRET.encode()).hexdigest()
+    assert prints.read_text() == f"{digest}\n"
+    old = "previous-" + "p" * 30
+    deployment.ctl("restart", JWT_PREVIOUS_SECRETS=old)  # no duplicate, one more
+    digests = prints.read_text().split()
+    assert sorted(digests) == sorted([digest, hashlib.sha256(old.encode()).hexdigest()])
+    assert JWT_SECRET not in prints.read_text()
+    production = {
+        "APP_ENV": "production",
+        "JWT_SECRET": "prod-" + "q" * 40,
+        "PASSWORD_HASH_ITERATIONS": "120000",
+    }
+    deployment.ctl("restart", **production)
+    assert prints.read_text().split() == digests
 
 
 def test_stale_pid_file_is_tolerated(deployment: Deployment) -> None:
