@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -19,12 +20,12 @@ import yaml
 from tests.service.deployment import SERVICE_DIR, scrape
 
 if TYPE_CHECKING:
-    from pathlib import Path
     from types import ModuleType
 
     from tests.service.deployment import Deployment
 
 RULES = SERVICE_DIR / "alerts.rules"
+REPO_ROOT = SERVICE_DIR.parents[1]
 OBSCHECK = SERVICE_DIR / "obscheck.py"
 
 
@@ -86,8 +87,10 @@ def test_every_alert_waits_has_a_severity_and_names_a_runbook() -> None:
         assert alert["for"] in ("2m", "5m"), alert["alert"]
         assert alert["labels"]["severity"] in ("warning", "critical")
         annotations = alert["annotations"]
-        assert annotations["runbook"].startswith("runbooks/")
-        assert annotations["runbook_url"].startswith("docs/runbooks/")
+        runbook, page = annotations["runbook"], annotations["runbook_url"]
+        assert runbook.startswith("runbooks/") and (REPO_ROOT / runbook).is_file()
+        assert page.startswith("docs/runbooks/") and (REPO_ROOT / page).is_file()
+        assert Path(runbook).stem == Path(page).stem
 
 
 def test_the_series_the_alerts_use_are_exposed(
