@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-# the example service's deploy roots, for the procedure tests
+# the example service's deploy roots and a local GitHub API, for the procedure tests
+from tests.e2e.fake_github import github  # noqa: F401
 from tests.e2e.service_targets import artifacts, clean_env, rb, target  # noqa: F401
 from tests.support.sshd import (
     ClientKey,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests.conftest import audit_records
+from tests.e2e.fake_github import REPO, TOKEN, Scenario
 from tests.e2e.service_targets import (
     ADMIN_PASSWORD,
     RUNBOOKS,
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from tests.e2e.conftest import Fleet
 
 pytestmark = pytest.mark.e2e
+CI_SHA = "0123456789abcdef0123456789abcdef01234567"
 
 
 def test_fresh_install_then_two_upgrades(rb, target, state_dir):
@@ -214,18 +216,26 @@ def test_bootstrap_admin_is_idempotent_and_the_admin_reaches_the_queue(
 
 
 def test_drill_passes_and_go_no_go_reads_it_from_the_audit_log(
-    rb, target, tmp_path, state_dir
+    rb, target, state_dir, github
 ):
+    """go/no-go asks (a local stand-in for) GitHub about the exact commit, runs
+    preflight and the observability checks, and reads the drill and the admin
+    bootstrap from the audit log."""
     assert release(rb, target, "1.1.0").code == 0
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    ci = tmp_path / "ci.json"
-    ci.write_text(json.dumps({"commit": commit, "status": "success"}))
+    runs = [
+        ("lint", "completed", "success", None),
+        ("test", "completed", "success", None),
+    ]
+    github.scenarios[CI_SHA] = Scenario(
+        statuses=[("ci/jenkins", "success")], check_runs=runs
+    )
     review = [
-        str(RUNBOOKS / "go_no_go.yaml"), "-e", "version=1.1.0", "-e", f"commit={commit}",
-        "-e", f"ci_status_file={ci}", "-e", "db_checks=3", "-e", "db_check_interval=0.1",
-        *target.params,
+        str(RUNBOOKS / "go_no_go.yaml"), "-e", "version=1.1.0", "-e", f"commit={CI_SHA}",
+        "-e", f"ci_github={REPO}", "-e", f"ci_github_api={github.url}",
+        "-e", "db_checks=3", "-e", "db_check_interval=0.1", *target.params,
     ]  # fmt: skip
-    early = rb("check", *review)
+    token = {"GITHUB_TOKEN": TOKEN}
+    early = rb("check", *review, env=token)
     assert early.code == 4, early.output
     assert "no successful bootstrap_admin run" in early.stderr
     assert "no passed rollback drill" in early.stderr
@@ -245,12 +255,29 @@ def test_drill_passes_and_go_no_go_reads_it_from_the_audit_log(
         rb("run", str(RUNBOOKS / "bootstrap_admin.yaml"), *target.place, env=env).code
         == 0
     )
-    go = rb("check", *review)
+    go = rb("check", *review, env=token)
     assert go.code == 0, go.output
+    assert "CI green for 0123456789ab: 3 required check(s) success" in go.stderr
     assert "3/3 consecutive checks" in go.stderr and "=> GO" in go.stderr
-    ci.write_text(json.dumps({"commit": commit, "status": "failure"}))
-    red = rb("check", *review)
-    assert red.code == 4 and "not success" in red.stderr, red.output
+    for row in ("A request id comes back and is logged", "would fire the alert"):
+        assert row in go.stderr
+    assert "/test-db 503 database_unavailable" in go.stderr  # the fault, undone
+    assert target.get("/test-db")[0] == 200
+    runs[1] = ("test", "completed", "failure", None)
+    red = rb("check", *review, env=token)
+    assert red.code == 4, red.output
+    assert "CI not green for 0123456789ab: failed: test (failure)" in red.stderr
+    github.scenarios[CI_SHA] = Scenario(rate_limited=True)
+    limited = rb("check", *review, env=token)
+    assert limited.code == 4
+    row = next(
+        line
+        for line in limited.stderr.splitlines()
+        if "NO-GO" in line and "CI green" in line
+    )
+    assert "rate-limited" in row and "resets at" in row
+    everything = early.output + go.output + red.output + limited.output
+    assert TOKEN not in everything + (state_dir / "audit.jsonl").read_text()
 
 
 # -- over SSH -------------------------------------------------------------------------
