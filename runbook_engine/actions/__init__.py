@@ -48,6 +48,7 @@ class ActionEnv:
     cwd: str | None
     base_dir: Path
     approver: Approver
+    announce: Callable[[str], None]  # the command about to run (shown with -v)
 
 
 Handler = Callable[["Action", ActionEnv], "Outcome"]

@@ -33,6 +33,7 @@ def run(action: Action, env: ActionEnv) -> Outcome:
         text = data.decode("utf-8", errors="replace")
         data = env.renderer.text(text, f"{action.kind} {src.name}").encode("utf-8")
     mode = None if action.mode is None else int(action.mode, 8)
+    env.announce(display)
     try:
         env.transport.connect()
         changed = env.transport.write_file(dest, data, mode)

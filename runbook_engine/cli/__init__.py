@@ -13,20 +13,32 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import traceback
-from typing import NoReturn
 
-import click
 
-from ..errors import ExitCode, ParamError, RunbookError
-from .app import _INVOCATION, cli
+def _interrupted_at_start_up(signum: int, frame: object) -> None:
+    # Ctrl-C while Python still imports us: one line and 130, never a traceback
+    os.write(2, b"interrupted\n")
+    os._exit(130)
+
+
+signal.signal(signal.SIGINT, _interrupted_at_start_up)
+
+import traceback  # noqa: E402
+from typing import NoReturn  # noqa: E402
+
+import click  # noqa: E402
+
+from ..errors import ExitCode, ParamError, RunbookError  # noqa: E402
+from .app import _INVOCATION, Interrupted, cli  # noqa: E402
 
 
 def main() -> None:
     # a file size limit must fail the write (EFBIG, reported), not kill the process
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    # from here on Ctrl-C is a KeyboardInterrupt: runs stop cleanly and record it
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        cli.main(standalone_mode=False)
+        cli.main(prog_name="runbook", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
@@ -38,14 +50,26 @@ def main() -> None:
     except RunbookError as exc:
         _print_error(exc)
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):
         click.echo("interrupted", err=True)
-        sys.exit(ExitCode.INTERRUPTED)
+        _exit_now(ExitCode.INTERRUPTED)
     except BrokenPipeError:
         sys.exit(ExitCode.FAILED)
     except Exception:
         _crash()
     sys.exit(ExitCode.OK)
+
+
+def _exit_now(code: int) -> NoReturn:
+    """Exit with ``code`` after an interrupt, whatever Python would make of it: it
+    turns an exit that follows a KeyboardInterrupt into a death by SIGINT (-2) now
+    and then; everything that had to be closed was closed on the way out."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def _print_error(exc: RunbookError) -> None:

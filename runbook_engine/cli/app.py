@@ -52,8 +52,9 @@ EXTRA_OPTION = click.option(
     "--extra",
     "assignments",
     multiple=True,
-    metavar="KEY=VALUE",
-    help="Set a param (repeatable). Values are coerced to the declared type.",
+    metavar="KEY=VALUE|@FILE",
+    help="Set a param (repeatable). Values are coerced to the declared type; @FILE"
+    " reads a YAML or JSON mapping of params, like --params-file.",
 )
 PARAMS_FILE_OPTION = click.option(
     "--params-file",
@@ -64,7 +65,9 @@ INVENTORY_OPTION = click.option(
     "-i",
     "--inventory",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Inventory file (hosts, groups, connection settings).",
+    envvar="RUNBOOK_INVENTORY",
+    help="Inventory file (hosts, groups, connection settings); default"
+    " $RUNBOOK_INVENTORY.",
 )
 LIMIT_OPTION = click.option(
     "--limit", metavar="PATTERN", help="Narrow the runbook's hosts to this pattern."
@@ -122,7 +125,21 @@ _SESSION_OPTIONS = [
         help="Write a report: json, junit, markdown or html (repeatable).",
     ),
     click.option("-q", "--quiet", is_flag=True, help="Only failures and the result."),
-    click.option("-v", "--verbose", is_flag=True, help="More detail per step."),
+    click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        help="-v: each command as it starts; -vv: connections and host keys too.",
+    ),
+    click.option(
+        "--color",
+        "--colour",
+        "colour",
+        type=click.Choice(["auto", "always", "never"]),
+        default="auto",
+        show_default=True,
+        help="auto: on a terminal, unless NO_COLOR is set.",
+    ),
 ]
 
 
@@ -146,10 +163,14 @@ def _request(runbook: Path, kw: dict[str, Any], **extra: Any) -> RunRequest:
     from ..spec.params import parse_assignments
 
     options = RunOptions(forks=kw["forks"], **extra.pop("options", {}))
+    files = [Path(a[1:]) for a in kw["assignments"] if a.startswith("@")]
+    pairs = [a for a in kw["assignments"] if not a.startswith("@")]
+    if kw["params_file"] is not None:
+        files.insert(0, kw["params_file"])
     return RunRequest(
         runbook=runbook,
-        assignments=parse_assignments(kw["assignments"]),
-        params_file=kw["params_file"],
+        assignments=parse_assignments(pairs),
+        params_files=tuple(files),
         inventory=kw["inventory"],
         limit=kw["limit"],
         state_dir=_state_dir(kw["state_dir"]),
@@ -163,7 +184,11 @@ def _request(runbook: Path, kw: dict[str, Any], **extra: Any) -> RunRequest:
 
 
 def _verbosity(kw: dict[str, Any]) -> int:
-    return -1 if kw["quiet"] else (1 if kw["verbose"] else 0)
+    return -1 if kw["quiet"] else min(int(kw["verbose"]), 2)
+
+
+def _colour(kw: dict[str, Any]) -> bool | None:
+    return {"always": True, "never": False}.get(kw.get("colour") or "auto")
 
 
 EXIT_FOR_STATUS = {
@@ -176,7 +201,11 @@ EXIT_FOR_STATUS = {
 }
 
 
-def exit_code_for(report: RunReport) -> ExitCode:
+def exit_code_for(report: RunReport, mode: str = "run") -> ExitCode:
+    """The exit code of a run. For `runbook rollback` (``mode="rollback"``), rolled
+    back is what was asked: 0."""
+    if mode == "rollback" and report.status.value == "rolled_back":
+        return ExitCode.OK if not report.audit_failed else ExitCode.ROLLBACK_FAILED
     if report.audit_failed:
         return ExitCode.ROLLBACK_FAILED
     if report.interrupted_by == "SIGTERM":
@@ -202,9 +231,14 @@ def _execute(prepared: Prepared, kw: dict[str, Any]) -> tuple[RunReport, Any]:
     from ..record.console import Console
 
     reports = _parse_reports(kw.get("reports") or ())
-    console = Console(verbosity=_verbosity(kw))
+    console = Console(verbosity=_verbosity(kw), colour=_colour(kw))
     collector = Collector()
-    session = Session(prepared, sinks=[console, collector], live=console.live)
+    session = Session(
+        prepared,
+        sinks=[console, collector],
+        live=console.live,
+        announce=console.announce,
+    )
     _INVOCATION.run_id = console.run_id = session.run_id
 
     def on_term(signum: int, frame: object) -> None:
@@ -223,9 +257,9 @@ def _execute(prepared: Prepared, kw: dict[str, Any]) -> tuple[RunReport, Any]:
         click.echo(f"warning: {session.state.failure}", err=True)
     _write_reports(reports, collector.records, session.run_id, session.chain_head)
     if kw.get("output") == "json":
-        click.echo(
-            json.dumps(_summary(session.run_id, report, collector.records), indent=2)
-        )
+        summary = _summary(session.run_id, report, collector.records)
+        summary["exit_code"] = int(exit_code_for(report, prepared.request.mode))
+        click.echo(json.dumps(summary, indent=2))
     return report, collector
 
 
@@ -289,14 +323,37 @@ def _write_reports(
         click.echo(f"report: {kind} written to {path}", err=True)
 
 
-def _finish(report: RunReport) -> NoReturn:
-    sys.exit(exit_code_for(report))
+def _finish(report: RunReport, mode: str = "run") -> NoReturn:
+    sys.exit(exit_code_for(report, mode))
+
+
+class Interrupted(Exception):
+    """Ctrl-C outside a run's own handling (loading, connecting, reading): the CLI
+    says "interrupted" and exits 130."""
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:  # click would print a blank line and "Aborted!"
+            raise Interrupted from None
 
 
 @click.group(
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.version_option(__version__, prog_name="runbook")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Declarative runbooks: validate, plan, run, check, drill, resume, roll back,
-    audit."""
+    audit.
+
+    Defaults (inventory, forks, state dir, reports, color) can come from runbook.toml
+    in the repository or ~/.config/runbook/config.toml; flags and RUNBOOK_* variables
+    win over them.
+    """
+    from .config import default_map, find_files
+
+    ctx.default_map = default_map(find_files())

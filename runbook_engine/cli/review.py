@@ -15,6 +15,7 @@ from .app import (
     INVENTORY_OPTION,
     LIMIT_OPTION,
     PARAMS_FILE_OPTION,
+    STATE_DIR_OPTION,
     _prepare,
     _request,
     cli,
@@ -38,7 +39,8 @@ from .app import (
     "-i",
     "--inventory",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Check hosts: patterns against this inventory.",
+    envvar="RUNBOOK_INVENTORY",
+    help="Check hosts: patterns against this inventory (default $RUNBOOK_INVENTORY).",
 )
 def validate(
     paths: tuple[Path, ...], fmt: str, strict: bool, inventory: Path | None
@@ -98,10 +100,19 @@ def schema(kind: str) -> None:
     show_default=True,
     help="markdown: a table to paste into a pull request or a job summary.",
 )
+@click.option(
+    "--probe",
+    is_flag=True,
+    help="Really run the steps marked safe: true (on their hosts), so later steps"
+    " render with real values; every probe is recorded in the audit log.",
+)
 @ACCEPT_KEYS_OPTION
-def plan(runbook: Path, fmt: str, **kw: Any) -> None:
-    """Show what RUNBOOK would run where, rendered as far as possible. Changes
-    nothing (steps marked safe: true really run, to render later steps).
+@STATE_DIR_OPTION
+def plan(runbook: Path, fmt: str, probe: bool, **kw: Any) -> None:
+    """Show what RUNBOOK would run where, rendered as far as possible. Runs
+    nothing: a value that depends on a step shows as <steps.ID.FIELD>. With --probe,
+    the steps marked safe: true really run (audited, mode plan). Never use --probe on
+    a pull request's runbooks in CI: it would run the PR author's commands.
 
     \b
     Example:
@@ -110,10 +121,10 @@ def plan(runbook: Path, fmt: str, **kw: Any) -> None:
     from ..engine.planview import format_plan
     from ..engine.session import plan_runbook
 
-    kw.update(state_dir=None, yes=False, approve=(), forks=20)
-    request = _request(runbook, kw)
+    kw.update(yes=False, approve=(), forks=20)
+    request = _request(runbook, kw, mode="plan")
     prepared = _prepare(request)
-    click.echo(format_plan(prepared, plan_runbook(prepared), fmt))
+    click.echo(format_plan(prepared, plan_runbook(prepared, probe=probe), fmt))
 
 
 @cli.command(short_help="Render runbooks as Markdown for review.")

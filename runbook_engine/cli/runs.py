@@ -13,7 +13,7 @@ import click
 from ..errors import ExitCode
 
 if TYPE_CHECKING:
-    from ..engine.session import RunRequest
+    from ..engine.session import Prepared, RunRequest
 
 from .app import (
     _FORMATS,
@@ -89,8 +89,14 @@ def check(runbook: Path, **kw: Any) -> None:
     metavar="STEP_ID",
     help="Force a failure right after this step (default: the last step).",
 )
+@click.option(
+    "--allow-trivial",
+    is_flag=True,
+    help="Accept a drill that compares no precondition and runs no undo (it proves"
+    " nothing): a warning, not a failure.",
+)
 @_run_options
-def drill(runbook: Path, fail_at: str | None, **kw: Any) -> None:
+def drill(runbook: Path, fail_at: str | None, allow_trivial: bool, **kw: Any) -> None:
     """Rehearse a rollback for real: checks, steps, a forced failure, the real
     rollback, the checks again. PASS (exit 0) when the rollback was clean and every
     check answers as before; FAIL (exit 1) otherwise.
@@ -134,7 +140,18 @@ def drill(runbook: Path, fail_at: str | None, **kw: Any) -> None:
         record = {"event": report.drill.name, **report.drill.record()}
         path.write_text(json.dumps(record, indent=2, default=str) + "\n")
         click.echo(f"drill report written to {path}", err=True)
-    sys.exit(ExitCode.OK if report.drill.passed else ExitCode.FAILED)
+    proves_nothing = report.drill.trivial and not allow_trivial
+    if report.drill.trivial:
+        click.echo(
+            f"{'warning' if allow_trivial else 'drill FAIL'}: this drill proves"
+            " nothing: the runbook has no preconditions to compare before and after,"
+            " and no undo ran. Add preconditions that check the state its steps"
+            " change, and undos"
+            + ("" if allow_trivial else ", or accept it with --allow-trivial"),
+            err=True,
+        )
+    passed = report.drill.passed and not proves_nothing
+    sys.exit(ExitCode.OK if passed else ExitCode.FAILED)
 
 
 @cli.command(short_help="Continue a failed or interrupted run.")
@@ -156,66 +173,60 @@ def resume(run_id: str, force: bool, **kw: Any) -> None:
 @click.option(
     "--force",
     is_flag=True,
-    help="Roll back even though the runbook file changed since.",
+    help="Roll back even though it was rolled back already, newer runs changed the"
+    " same hosts, or the runbook file changed since (audited).",
+)
+@click.option(
+    "--plan",
+    "--dry-run",
+    "dry_run",
+    is_flag=True,
+    help="Print the undos it would run, per host, newest first; change nothing.",
 )
 @_session_options
-def rollback_run(run_id: str, force: bool, **kw: Any) -> None:
-    """Run the undos of what run RUN_ID completed, newest first, then the runbook's
-    rollback steps."""
+def rollback_run(run_id: str, force: bool, dry_run: bool, **kw: Any) -> None:
+    """Run the undos of what run RUN_ID completed (with the runs it resumed: one
+    release), newest first, then the runbook's rollback steps. Refused when it was
+    already rolled back or newer runs on the same hosts are still in effect (--force
+    overrides, audited). Exit 0 when the rollback completed, 3 when it did not."""
     request = _saved_request(run_id, kw, force=force, mode="rollback")
-    report, _ = _execute(_prepare(request), kw)
-    _finish(report)
+    prepared = _prepare(request)
+    if dry_run:
+        _print_rollback_plan(run_id, prepared)
+        return
+    report, _ = _execute(prepared, kw)
+    _finish(report, "rollback")
+
+
+def _print_rollback_plan(run_id: str, prepared: Prepared) -> None:
+    from ..engine.session import plan_rollback
+
+    rows = plan_rollback(prepared)
+    mask = prepared.masker.mask
+    click.echo(f"rollback of run {run_id} ({prepared.runbook.name}) would run:")
+    if not rows:
+        click.echo("  nothing: no completed step of that run has an undo")
+    host = None
+    for name, step, undo in rows:
+        if name != host:
+            host = name
+            click.echo(f"  {name}:")
+        text = mask(undo).replace("\n", "\n" + " " * 8)
+        click.echo(f"    {step}: {text}")
+    click.echo("nothing was changed (--plan)", err=True)
 
 
 def _saved_request(
     run_id: str, kw: dict[str, Any], *, force: bool, mode: str
 ) -> RunRequest:
-    import hashlib
+    from ..engine.history import saved_request
 
-    from ..engine.executor import RunOptions
-    from ..engine.session import RunRequest
-    from ..engine.state import load_saved_run
-    from ..errors import ResumeError
-
-    state_dir = _state_dir(kw["state_dir"])
-    saved = load_saved_run(state_dir, run_id)
-    status = saved.status.value if saved.status else "interrupted (never finished)"
-    refusals = {
-        "succeeded": "it succeeded: there is nothing left to do",
-        "rolled_back": "it was rolled back: start a new run",
-        "rollback_failed": "its rollback failed: fix what it listed, then run again",
-    }
-    if mode == "resume" and status in refusals:
-        raise ResumeError(f"run {run_id} cannot be resumed: {refusals[status]}")
-    if mode == "rollback" and status == "rolled_back":
-        raise ResumeError(f"run {run_id} was already rolled back")
-    path = Path(saved.runbook)
-    try:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError as exc:
-        raise ResumeError(
-            f"run {run_id}: cannot read its runbook {path}: {exc.strerror}"
-        ) from None
-    if digest != saved.header.get("runbook_sha256") and not force:
-        raise ResumeError(
-            f"run {run_id}: runbook {path} changed since the run (sha256 differs);"
-            f" use --force to {mode} anyway"
-        )
-    options = RunOptions(
-        skip=frozenset(saved.results), rollback_only=mode == "rollback"
-    )
-    inventory = saved.header.get("inventory")
-    return RunRequest(
-        runbook=path,
-        given_params=saved.header.get("params") or {},
-        inventory=Path(inventory) if inventory else None,
-        limit=saved.header.get("limit"),
-        state_dir=state_dir,
-        options=options,
+    return saved_request(
+        _state_dir(kw["state_dir"]),
+        run_id,
+        mode=mode,
+        force=force,
         yes=kw["yes"],
         approve=frozenset(kw["approve"]),
-        mode=mode,
-        resumed_from=run_id,
         command_line=shlex.join(["runbook", *sys.argv[1:]]),
-        completed=saved.results,
     )

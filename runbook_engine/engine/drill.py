@@ -63,7 +63,7 @@ def compare_checks(
         diff = _diff(said(old), said(new))
         if diff:
             differences.append(
-                f"{where}: said something else after the rollback\n{diff}"
+                f"{where}: says something else after the rollback\n{diff}"
             )
     for host, step in seen_after:
         differences.append(f"{host} {step}: ran after the rollback, not before")

@@ -8,13 +8,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import render
+from ..record.events import Status
 from ..spec.params import resolve_params
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from ..record.results import StepResult
-    from ..spec.model import Scope, Step
+    from ..spec.model import Runbook, Scope, Step
     from ..transports.base import Transport
 
 
@@ -56,6 +57,21 @@ class HostState:
             self.changed = True
         if in_saga:
             self.saga.append((step, result))
+
+    def restore(
+        self, runbook: Runbook, completed: Mapping[tuple[str, str], StepResult]
+    ) -> None:
+        """Take back what an earlier run completed on this host (resume and
+        rollback): the results later steps read and the saga a rollback undoes,
+        oldest first, as the runbook orders its steps. A skipped step (``when``
+        false, or a ``run_once`` step that ran on another host) has nothing to undo
+        here."""
+        done = {step: r for (host, step), r in completed.items() if host == self.name}
+        for step in runbook.all_steps():
+            result = done.get(step.id)
+            if result is not None:
+                self.record(step, result, in_saga=result.status is not Status.SKIPPED)
+                self.started = True
 
     def _scope_views(self, scope: Scope) -> dict[str, Any]:
         """``steps`` of one scope; an included runbook's are also the including

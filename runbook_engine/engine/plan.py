@@ -1,13 +1,13 @@
 """``runbook plan``: what would run where, rendered as far as possible. Executes
-nothing, except steps marked ``safe: true`` (they only read), which really run so that
-later steps render with real values.
+nothing. With a ``probe`` (``runbook plan --probe``), the steps marked ``safe: true``
+(they only read) really run, so that later steps render with real values; the caller
+records them in the audit log.
 
 A value that depends on a step that has not run is shown as ``<steps.ID.FIELD>``.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,10 +19,13 @@ from ..spec.model import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
+    from ..record.results import StepResult
     from .hosts import HostState
     from .stepper import Stepper
+
+    Probe = Callable[[Step, list[HostState]], list[StepResult]]
 
 
 class Unresolved:
@@ -63,7 +66,8 @@ class PlannedStep:
     action: str
     undo: str | None
     when: str | None = None
-    ran: str | None = None  # safe step: its real status
+    ran: str | None = None  # safe step probed: its real status
+    probe: bool = False  # a safe step that --probe would run
     notes: list[str] = field(default_factory=list)
 
 
@@ -78,42 +82,39 @@ def build_plan(
     steps_by_phase: Mapping[Phase, tuple[Step, ...]],
     hosts: list[HostState],
     stepper: Stepper,
+    *,
+    probe: Probe | None,
 ) -> list[PlannedStep]:
-    cancel = threading.Event()
     planned: list[PlannedStep] = []
     for phase in Phase:
         for step in steps_by_phase.get(phase, ()):
-            planned.append(_plan_step(step, hosts, stepper, cancel))
+            planned.append(_plan_step(step, hosts, stepper, probe))
     return planned
 
 
 def _plan_step(
-    step: Step, hosts: list[HostState], stepper: Stepper, cancel: threading.Event
+    step: Step, hosts: list[HostState], stepper: Stepper, probe: Probe | None
 ) -> PlannedStep:
     targets = hosts[:1] if step.run_once else hosts
     descriptions: dict[str, list[str]] = {}
     undo_text: str | None = None
     when_text: str | None = None
-    ran: str | None = None
     for host in targets:
-        context = stepper.contexts.context(host, step.scope)
-        context["steps"] = _Views(context["steps"])
-        shown = _Shown(render.Renderer(context, f"step {step.id!r}"))
+        shown = _shown_for(step, host, stepper)
         descriptions.setdefault(step.action.describe(shown), []).append(host.name)
         if step.undo is not None:
             undo_text = step.undo.action.describe(shown)
         if step.when is not None:
             when_text = f"when {step.when}: {shown.decide(step.when)}"
-        if step.safe and phase_runs_safe(step):
-            result = stepper.run_step(step, host, cancel)
-            host.record(step, result, in_saga=False)
-            ran = result.status.value
-    where = "control machine" if step.local else None
+    ran = None
+    probed = step.safe and phase_runs_safe(step)
+    if probed and probe is not None:
+        statuses = {result.status.value for result in probe(step, targets)}
+        ran = ", ".join(sorted(statuses))
     text = "\n".join(
         f"{desc}" if len(descriptions) == 1 else f"[{', '.join(names)}] {desc}"
         for desc, names in descriptions.items()
     )
-    notes = [where] if where else []
     return PlannedStep(
         phase=step.phase.value,
         step=step,
@@ -122,8 +123,21 @@ def _plan_step(
         undo=undo_text,
         when=when_text,
         ran=ran,
-        notes=notes,
+        probe=probed and probe is None,
+        notes=["control machine"] if step.local else [],
     )
+
+
+def _shown_for(step: Step, host: HostState, stepper: Stepper) -> _Shown:
+    context = stepper.contexts.context(host, step.scope)
+    context["steps"] = _Views(context["steps"])
+    return _Shown(render.Renderer(context, f"step {step.id!r}"))
+
+
+def describe_undo(step: Step, host: HostState, stepper: Stepper) -> str:
+    """A step's undo, rendered with what the host's results say."""
+    assert step.undo is not None
+    return step.undo.action.describe(_shown_for(step, host, stepper))
 
 
 def phase_runs_safe(step: Step) -> bool:
@@ -151,7 +165,7 @@ class _Shown:
 
     def decide(self, expression: str) -> str:
         try:
-            decided = self.renderer.evaluate(expression)
-        except RenderError:
+            decided = bool(self.renderer.evaluate(expression))
+        except RenderError:  # it reads a step result: unknown before the run
             return "decided at run time"
         return "true" if decided else "false (skipped)"

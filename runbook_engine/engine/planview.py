@@ -27,7 +27,9 @@ def format_plan(prepared: Any, planned: list[PlannedStep], fmt: str) -> str:
         if item.step.run_once:
             flags.append("run_once")
         if item.ran:
-            flags.append(f"safe: ran, {item.ran}")
+            flags.append(f"safe: probed, {item.ran}")
+        elif item.probe:
+            flags.append("safe: not run (--probe runs it)")
         flag_text = f" [{', '.join(flags)}]" if flags else ""
         lines.append(f"  {item.step.id}{flag_text} on {where}")
         if item.when:

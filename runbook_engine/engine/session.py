@@ -8,11 +8,13 @@ This is the only place that knows how the pieces fit together; the CLI builds a
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import secrets as random_tokens
 import socket
 import subprocess
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -24,28 +26,39 @@ from ..errors import (
     NoGoError,
     RenderError,
     ResumeError,
+    RunbookError,
     TransportError,
 )
 from ..record.audit import AuditLog, key_from_env
 from ..record.auditsink import AuditSink
-from ..record.events import EventSink, HostConnected, MultiSink, Notice, RunStarted
+from ..record.events import (
+    EventSink,
+    HostConnected,
+    MultiSink,
+    Notice,
+    RunFinished,
+    RunStarted,
+    RunStatus,
+)
 from ..secrets import Masker, read_secrets
 from ..spec.build import load_runbook
 from ..spec.inventory import Host, Inventory, load_inventory
 from ..spec.loader import load_mapping_file
+from ..spec.model import Phase
 from ..spec.params import resolve_params
 from ..statedir import ensure_state_dir
 from ..transports.local import LocalTransport
 from ..transports.pool import TransportPool
 from .approval import TerminalApprover
-from .executor import Executor, RunOptions, RunReport
+from .executor import Executor, RunOptions, RunReport, Terminated
+from .fanout import Fanout
 from .hosts import ContextBuilder, HostState, RunInfo
-from .locks import LocalLock, LockHolder, RemoteLock
+from .locks import LocalLock, LockHolder, RemoteLock, RunLock
 from .state import StateSink
-from .stepper import LiveFactory, Stepper
+from .stepper import Announce, LiveFactory, Stepper
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
     from pathlib import Path
 
     from ..record.results import StepResult
@@ -59,7 +72,7 @@ SSH_PASSPHRASE_SECRET = "ssh_passphrase"
 class RunRequest:
     runbook: Path
     assignments: Mapping[str, str] = field(default_factory=dict)
-    params_file: Path | None = None
+    params_files: tuple[Path, ...] = ()  # --params-file, then each -e @FILE
     given_params: Mapping[str, Any] | None = (
         None  # resume: typed values from saved state
     )
@@ -74,6 +87,7 @@ class RunRequest:
     resumed_from: str | None = None
     command_line: str = ""
     completed: Mapping[tuple[str, str], StepResult] = field(default_factory=dict)
+    notices: tuple[tuple[str, str], ...] = ()  # (kind, message) for the audit log
 
 
 @dataclass(slots=True, kw_only=True)
@@ -115,14 +129,7 @@ def prepare(request: RunRequest) -> Prepared:
     )
     pattern = _hosts_pattern(runbook, params)
     hosts = inventory.resolve(pattern, request.limit)
-    if request.options.start_at and runbook.step(request.options.start_at) is None:
-        raise InputError(
-            f"--start-at: no step {request.options.start_at!r} in {runbook.path}"
-        )
-    if request.options.fail_at and runbook.step(request.options.fail_at) is None:
-        raise InputError(
-            f"--fail-at: no step {request.options.fail_at!r} in {runbook.path}"
-        )
+    _check_step_options(runbook, request)
     return Prepared(
         request=request,
         runbook=runbook,
@@ -135,13 +142,36 @@ def prepare(request: RunRequest) -> Prepared:
     )
 
 
+def _check_step_options(runbook: Runbook, request: RunRequest) -> None:
+    """Flags that name steps must name real ones: exit 2 before anything runs."""
+    named = [
+        ("--start-at", request.options.start_at),
+        ("--fail-at", request.options.fail_at),
+    ]
+    for flag, step_id in named:
+        if step_id and runbook.step(step_id) is None:
+            raise InputError(f"{flag}: no step {step_id!r} in {runbook.path}")
+    gates = [s.id for s in runbook.all_steps() if s.action.kind == "approve"]
+    for step_id in sorted(request.approve):
+        step = runbook.step(step_id)
+        if step is not None and step.action.kind == "approve":
+            continue
+        problem = (
+            f"no step {step_id!r} in {runbook.path}"
+            if step is None
+            else f"step {step_id!r} is a {step.action.kind} step, not an approve step"
+        )
+        known = ", ".join(gates) or "none"
+        raise InputError(f"--approve {step_id}: {problem} (approve steps: {known})")
+
+
 def _params(runbook: Runbook, request: RunRequest) -> dict[str, Any]:
     given: dict[str, Any] = dict(request.given_params or {})
     positions = {}
-    if request.params_file is not None:
-        loaded = load_mapping_file(request.params_file)
+    for path in request.params_files:  # later files win, as later -e do
+        loaded = load_mapping_file(path)
         given.update(loaded.data)
-        positions = {name: loaded.positions.key((name,)) for name in loaded.data}
+        positions.update({name: loaded.positions.key((name,)) for name in loaded.data})
     given.update(request.assignments)
     for name in request.assignments:  # -e wins over the file: no file position
         positions.pop(name, None)
@@ -181,11 +211,17 @@ class Session:
     """Runs a prepared request. ``sinks`` (console, reports) receive every event."""
 
     def __init__(
-        self, prepared: Prepared, *, sinks: Sequence[EventSink], live: LiveFactory
+        self,
+        prepared: Prepared,
+        *,
+        sinks: Sequence[EventSink],
+        live: LiveFactory,
+        announce: Announce | None = None,
     ) -> None:
         self.prepared = prepared
         self.sinks = list(sinks)
         self.live = live
+        self.announce = announce
         self.run_id = new_run_id()
         self.operator = operator_name()
         self.pool = TransportPool(
@@ -194,7 +230,7 @@ class Session:
         )
         self.audit: AuditLog | None = None
         self.state: StateSink | None = None
-        self.locks: list[tuple[Any, LockHolder]] = []
+        self.locks: list[tuple[RunLock, LockHolder]] = []
         self.chain_head: str | None = None
 
     def run(self) -> RunReport:
@@ -221,26 +257,26 @@ class Session:
 
     def _run(self, sink: MultiSink, state_dir: Path) -> RunReport:
         prepared, request = self.prepared, self.prepared.request
-        sink.emit(
-            RunStarted(
-                runbook=str(request.runbook),
-                runbook_name=prepared.runbook.name,
-                runbook_sha256=prepared.runbook.sha256,
-                git_commit=git_commit(request.runbook.resolve()),
-                params=dict(prepared.params),
-                operator=self.operator,
-                command_line=request.command_line,
-                hosts=[h.name for h in prepared.hosts],
-                inventory=None if request.inventory is None else str(request.inventory),
-                limit=request.limit,
-                resumed_from=request.resumed_from,
-                mode=request.mode,
-            )
-        )
+        _record_start(sink, prepared, self.run_id, mode=request.mode)
         for warning in prepared.warnings:
             sink.emit(Notice(kind="warning", message=warning))
+        for kind, message in request.notices:
+            sink.emit(Notice(kind=kind, message=message))
+        if request.mode == "resume":
+            for host, done in _done_by_host(request.completed).items():
+                sink.emit(
+                    Notice(
+                        kind="resume.skipped",
+                        host=host,
+                        message=f"{host}: done by run {request.resumed_from} and"
+                        f" earlier, not repeated: {', '.join(done)}",
+                    )
+                )
         sink.barrier()
-        hosts = self._host_states(sink)
+        try:
+            hosts = self._host_states(sink)
+        except (KeyboardInterrupt, Terminated) as exc:
+            return _interrupted_before_start(sink, exc)
         started = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
         contexts = ContextBuilder(
             params=prepared.params,
@@ -263,6 +299,7 @@ class Session:
             live=self.live,
             local_transport=LocalTransport("local"),
             base_dir=request.runbook.parent,
+            announce=self.announce,
         )
         executor = Executor(
             prepared.runbook,
@@ -294,12 +331,7 @@ class Session:
                 host_vars=host.vars,
                 transport=self.pool.get(host),
             )
-            for (host_name, _), result in request.completed.items():
-                if host_name == host.name:
-                    step = self.prepared.runbook.step(result.step_id)
-                    if step is not None:
-                        state.record(step, result, in_saga=True)
-                        state.started = True
+            state.restore(self.prepared.runbook, request.completed)
             states.append(state)
         self._connect_all(sink)
         return states
@@ -331,40 +363,113 @@ class Session:
     def _acquire_locks(
         self, state_dir: Path, hosts: list[HostState], sink: MultiSink
     ) -> None:
+        """The controller's lock, then each host's, in one global order (by address
+        and port, whatever order the inventory lists them in), so two controllers
+        never each hold part of the set. Each lock is registered before it is taken,
+        so however the run ends, release finds it (release removes only our own)."""
         name = self.prepared.runbook.lock
         if not name:
             return
         owner = LockHolder.current(run_id=self.run_id, operator=self.operator)
-        local = LocalLock(state_dir, name)
-        local.acquire(owner)
-        self.locks.append((local, owner))
-        inventory = self.prepared.request.inventory
+        for where, lock in self._locks_in_order(state_dir, name, hosts):
+            self.locks.append((lock, owner))
+            try:
+                lock.acquire(owner)
+            except TransportError as exc:
+                raise NoGoError(f"cannot take lock {name!r} on {where}: {exc}") from exc
+        sink.emit(Notice(kind="lock.acquired", message=f"lock {name!r} acquired"))
+
+    def _locks_in_order(
+        self, state_dir: Path, name: str, hosts: list[HostState]
+    ) -> list[tuple[str, RunLock]]:
         by_name = {h.name: h for h in self.prepared.hosts}
-        for state in hosts:
-            if isinstance(state.transport, LocalTransport):
-                continue
+        inventory = self.prepared.request.inventory
+        remote = sorted(
+            (h for h in hosts if not isinstance(h.transport, LocalTransport)),
+            key=lambda h: (
+                by_name[h.name].address,
+                by_name[h.name].port,
+                by_name[h.name].user,
+                h.name,
+            ),
+        )
+        locks: list[tuple[str, RunLock]] = [
+            ("this controller", LocalLock(state_dir, name))
+        ]
+        for state in remote:
             lock = RemoteLock(
                 state.transport,
                 name,
                 lock_dir=by_name[state.name].lock_dir,
                 inventory=None if inventory is None else str(inventory),
             )
-            try:
-                lock.acquire(owner)
-            except TransportError as exc:
-                raise NoGoError(
-                    f"cannot take lock {name!r} on {state.name}: {exc}"
-                ) from exc
-            self.locks.append((lock, owner))
-        sink.emit(Notice(kind="lock.acquired", message=f"lock {name!r} acquired"))
+            locks.append((state.name, lock))
+        return locks
 
     def _release_locks(self) -> None:
+        """Every lock registered, newest first; a host that cannot be reached keeps
+        its lock (its holder record names this run for `runbook unlock`)."""
         for lock, owner in reversed(self.locks):
             try:
                 lock.release(owner)
-            except Exception:
+            except (RunbookError, OSError):
                 pass
+            except (KeyboardInterrupt, Terminated):
+                pass  # the run is ending anyway: the other locks still go
         self.locks.clear()
+
+
+def _done_by_host(
+    completed: Mapping[tuple[str, str], StepResult],
+) -> dict[str, list[str]]:
+    done: dict[str, list[str]] = {}
+    for host, step in completed:
+        done.setdefault(host, []).append(step)
+    return done
+
+
+def _interrupted_before_start(sink: MultiSink, exc: BaseException) -> RunReport:
+    """Ctrl-C (or SIGTERM) while connecting: nothing ran; record how it ended."""
+    name = exc.signal_name if isinstance(exc, Terminated) else "SIGINT"
+    report = RunReport(
+        status=RunStatus.INTERRUPTED,
+        duration=0.0,
+        hosts={},
+        message=f"{name} while connecting: nothing ran",
+        interrupted_by=name,
+    )
+    sink.emit(
+        RunFinished(
+            status=report.status, duration_ms=0, hosts={}, message=report.message
+        )
+    )
+    sink.barrier()
+    return report
+
+
+def _record_start(
+    sink: MultiSink, prepared: Prepared, run_id: str, *, mode: str
+) -> None:
+    request = prepared.request
+    sink.emit(
+        RunStarted(
+            runbook=str(request.runbook.resolve()),
+            runbook_name=prepared.runbook.name,
+            runbook_sha256=prepared.runbook.sha256,
+            git_commit=git_commit(request.runbook.resolve()),
+            params=dict(prepared.params),
+            operator=operator_name(),
+            command_line=request.command_line,
+            hosts=[h.name for h in prepared.hosts],
+            inventory=None
+            if request.inventory is None
+            else str(request.inventory.resolve()),
+            limit=request.limit,
+            resumed_from=request.resumed_from,
+            mode=mode,
+            lock=prepared.runbook.lock,
+        )
+    )
 
 
 def claim_resume(state_dir: Path, run_id: str, by: str) -> None:
@@ -395,19 +500,24 @@ class _NullSink:
         pass
 
 
-def plan_runbook(prepared: Prepared) -> list[Any]:
-    """The plan of a prepared request; only ``safe: true`` steps run."""
-    from .plan import build_plan
-
-    session = Session(prepared, sinks=[], live=lambda host, step: None)
-    sink = _NullSink()
+@contextlib.contextmanager
+def _planning(
+    prepared: Prepared, sink: EventSink, run_id: str
+) -> Iterator[tuple[list[HostState], Stepper]]:
+    """Host states and a stepper for reading a plan: nothing connects until a probe
+    runs, and every connection is closed at the end."""
+    pool = TransportPool(
+        accept_new_host_keys=prepared.request.accept_new_host_keys,
+        passphrase=prepared.secrets.get(SSH_PASSPHRASE_SECRET),
+    )
+    operator = operator_name()
     try:
         hosts = [
             HostState(
                 name=h.name,
                 address=h.address,
                 host_vars=h.vars,
-                transport=session.pool.get(h),
+                transport=pool.get(h),
             )
             for h in prepared.hosts
         ]
@@ -415,14 +525,14 @@ def plan_runbook(prepared: Prepared) -> list[Any]:
             params=prepared.params,
             secrets=prepared.secrets,
             run=RunInfo(
-                id="plan",
-                operator=session.operator,
-                started_at="plan",
+                id=run_id,
+                operator=operator,
+                started_at=run_id,
                 runbook_dir=str(prepared.request.runbook.resolve().parent),
             ),
         )
         approver = TerminalApprover(
-            yes=False, approve=frozenset(), sink=sink, operator=session.operator
+            yes=False, approve=frozenset(), sink=sink, operator=operator
         )
         stepper = Stepper(
             contexts=contexts,
@@ -433,6 +543,68 @@ def plan_runbook(prepared: Prepared) -> list[Any]:
             local_transport=LocalTransport("local"),
             base_dir=prepared.request.runbook.parent,
         )
-        return build_plan(prepared.runbook.phases, hosts, stepper)
+        yield hosts, stepper
     finally:
-        session.pool.close()
+        pool.close()
+
+
+def plan_runbook(prepared: Prepared, *, probe: bool = False) -> list[Any]:
+    """The plan of a prepared request. Nothing runs, unless ``probe``: then the
+    ``safe: true`` steps really run (so later steps render with real values), under
+    a run of mode ``plan`` in the audit log, each probe recorded like any step."""
+    from .plan import build_plan
+
+    if not probe:
+        with _planning(prepared, _NullSink(), "plan") as (hosts, stepper):
+            return build_plan(prepared.runbook.phases, hosts, stepper, probe=None)
+    state_dir = ensure_state_dir(prepared.request.state_dir)
+    run_id = new_run_id()
+    audit = AuditLog.open(state_dir, key=key_from_env(), run_id=run_id)
+    sink = MultiSink(AuditSink(audit, run_id=run_id), masker=prepared.masker)
+    began = time.monotonic()
+    status = RunStatus.FAILED
+    try:
+        _record_start(sink, prepared, run_id, mode="plan")
+        with _planning(prepared, sink, run_id) as (hosts, stepper):
+            fanout = Fanout(stepper=stepper, sink=sink, workers=len(hosts))
+            try:
+                planned = build_plan(
+                    prepared.runbook.phases, hosts, stepper, probe=fanout.step
+                )
+            finally:
+                fanout.close()
+        status = RunStatus.SUCCEEDED
+        return planned
+    finally:
+        sink.emit(
+            RunFinished(
+                status=status,
+                duration_ms=int((time.monotonic() - began) * 1000),
+                hosts={h.name: "ok" for h in prepared.hosts},
+            )
+        )
+        sink.barrier()
+        audit.close()
+
+
+def plan_rollback(prepared: Prepared) -> list[tuple[str, str, str]]:
+    """What ``runbook rollback RUN_ID`` would run, per host, newest first, as
+    (host, step id, undo): each undo rendered as far as its saved results allow,
+    then the runbook's ``rollback:`` steps. Nothing runs."""
+    from .plan import describe_undo
+
+    rows: list[tuple[str, str, str]] = []
+    with _planning(prepared, _NullSink(), "rollback-plan") as (hosts, stepper):
+        for host in hosts:
+            host.restore(prepared.runbook, prepared.request.completed)
+            for step, result in reversed(host.saga):
+                if step.undo is not None and result.ran_on in (None, host.name):
+                    rows.append(
+                        (host.name, step.id, describe_undo(step, host, stepper))
+                    )
+            if host.saga:
+                rows += [
+                    (host.name, step.id, f"rollback step: {step.action.describe()}")
+                    for step in prepared.runbook.steps_of(Phase.ROLLBACK)
+                ]
+    return rows

@@ -91,11 +91,22 @@ class SavedRun:
     run_id: str
     header: dict[str, Any]
     status: RunStatus | None  # None: the run never finished (crash, kill -9)
+    # completed steps (host, step) -> result, and those whose undo succeeded since
     results: dict[tuple[str, str], StepResult] = field(default_factory=dict)
+    undone: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def runbook(self) -> str:
         return str(self.header["runbook"])
+
+    @property
+    def mode(self) -> str:
+        return str(self.header.get("mode") or "run")
+
+    @property
+    def resumed_from(self) -> str | None:
+        value = self.header.get("resumed_from")
+        return None if value is None else str(value)
 
     @property
     def hosts(self) -> list[str]:
@@ -135,7 +146,7 @@ def _apply(
         else:
             saved.results.pop(key, None)
     elif event == "undo.finished" and record.get("status") in ("ok", "changed"):
-        saved.results.pop((record["host"], record["step"]), None)
+        saved.undone.add((record["host"], record["step"]))
     elif event == "run.finished":
         saved.status = RunStatus(record["status"])
     return saved

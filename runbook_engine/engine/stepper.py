@@ -4,6 +4,7 @@ for an outcome."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -28,6 +29,16 @@ if TYPE_CHECKING:
     from .hosts import ContextBuilder, HostState
 
 LiveFactory = Callable[[str, str], LiveCallback | None]
+Announce = Callable[[str, str, str], None]
+
+
+def _quiet(command: str) -> None:
+    pass
+
+
+def _where(step: Step) -> str:
+    """How render errors name a step: its id and where it is written."""
+    return f"step {step.id!r} ({step.pos.path}:{step.pos.line})"
 
 
 class Stepper:
@@ -41,6 +52,7 @@ class Stepper:
         live: LiveFactory,
         local_transport: Transport,
         base_dir: Path,
+        announce: Announce | None = None,
     ) -> None:
         self.contexts = contexts
         self.masker = masker
@@ -49,6 +61,7 @@ class Stepper:
         self.live = live
         self.local_transport = local_transport
         self.base_dir = base_dir
+        self.announce = announce  # (host, step label, command) as a command starts
 
     def run_step(
         self, step: Step, host: HostState, cancel: threading.Event
@@ -58,7 +71,7 @@ class Stepper:
         try:
             context = self.contexts.context(host, step.scope)
             if step.when is not None and not render.evaluate(
-                step.when, context, f"step {step.id!r} when"
+                step.when, context, f"{_where(step)} when"
             ):
                 return self._result(
                     step,
@@ -162,7 +175,7 @@ class Stepper:
         timeout: float | None,
         label: str,
     ) -> Outcome:
-        renderer = render.Renderer(context, f"step {step.id!r}")
+        renderer = render.Renderer(context, _where(step))
         rendered_env = {k: str(renderer.value(v, f"env.{k}")) for k, v in env.items()}
         rendered_cwd = None if cwd is None else renderer.text(cwd, "cwd")
         action_env = ActionEnv(
@@ -181,11 +194,19 @@ class Stepper:
             cwd=rendered_cwd,
             base_dir=self.base_dir,
             approver=self.approver,
+            announce=self._announcer(host.name, label),
         )
         try:
             return handler_for(action.kind)(action, action_env)
         except RenderError as exc:
             return Outcome(status=Status.FAILED, message=str(exc), retryable=False)
+
+    def _announcer(self, host: str, label: str) -> Callable[[str], None]:
+        announce = self.announce
+        if announce is None:
+            return _quiet
+        mask = self.masker.mask
+        return lambda command: announce(host, label, mask(command))
 
     def _judge(self, step: Step, context: dict[str, Any], outcome: Outcome) -> Outcome:
         if outcome.interrupted or outcome.connection_lost:
@@ -233,7 +254,7 @@ class Stepper:
         attempt = _result_of(step, "", outcome)
         steps = dict(context["steps"])
         steps[step.local_id] = attempt.view()
-        renderer = render.Renderer({**context, "steps": steps}, f"step {step.id!r}")
+        renderer = render.Renderer({**context, "steps": steps}, _where(step))
         return renderer.evaluate(expression, what)
 
     def _result(
@@ -250,11 +271,29 @@ class Stepper:
             _result_of(step, host.name, outcome),
             json=self.masker.mask_data(outcome.json),
             message=None if outcome.message is None else mask(outcome.message),
-            command=None if outcome.command is None else mask(outcome.command),
+            command=None if outcome.command is None else bounded(mask(outcome.command)),
             attempts=attempts,
             started_at=started,
             duration=time.monotonic() - clock,
         )
+
+
+COMMAND_HEAD = 2048  # characters of a long command kept for display and the audit
+COMMAND_TAIL = 1024
+
+
+def bounded(command: str) -> str:
+    """A command as records keep it: whole up to 4 KiB, else its head and tail with
+    its length and SHA-256 between (a failed command must never write megabytes
+    into the audit log)."""
+    if len(command) <= COMMAND_HEAD + COMMAND_TAIL + 1024:
+        return command
+    digest = hashlib.sha256(command.encode()).hexdigest()
+    cut = len(command) - COMMAND_HEAD - COMMAND_TAIL
+    return (
+        f"{command[:COMMAND_HEAD]}\n... [{cut} more characters; the whole command:"
+        f" {len(command)} characters, sha256 {digest}] ...\n{command[-COMMAND_TAIL:]}"
+    )
 
 
 def _result_of(step: Step, host: str, outcome: Outcome) -> StepResult:

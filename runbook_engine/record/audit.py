@@ -23,7 +23,7 @@ import json
 import os
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
@@ -98,12 +98,14 @@ class VerifyReport:
     reason: str | None = None
     truncated_line: int | None = None
     keyed: bool = False
+    expected_at: int | None = None  # the record whose hash is the expected head
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunSummary:
     """A run as ``audit list`` shows it; ``status`` is None when no ``run.finished``
-    was recorded (the run is going on, or its controller died)."""
+    was recorded (the run is going on, or its controller died). ``resumed_from`` is
+    the run a resume continues, or the run a rollback undoes."""
 
     run_id: str
     runbook: str
@@ -111,7 +113,10 @@ class RunSummary:
     started_at: str
     status: str | None = None
     duration: float | None = None
-    mode: str = "run"  # run | check | drill | resume | rollback
+    mode: str = "run"  # run | check | drill | resume | rollback | plan
+    hosts: tuple[str, ...] = ()
+    lock: str | None = None
+    resumed_from: str | None = None
 
 
 class AuditLog:
@@ -257,9 +262,14 @@ def read_records(path: Path) -> Iterator[AuditLine]:
             yield AuditLine(number, raw, _parse(raw), terminated)
 
 
-def verify(path: Path, key: bytes | None) -> VerifyReport:
-    """Check the whole chain (and every HMAC when ``key`` is given)."""
-    checker = _ChainChecker(key)
+def verify(
+    path: Path, key: bytes | None, *, expect_head: str | None = None
+) -> VerifyReport:
+    """Check the whole chain (and every HMAC when ``key`` is given). With
+    ``expect_head`` (a head hash kept from an earlier verify), the chain must still
+    hold that record: when it does not, records were cut off the end (or the log
+    was rewritten), which the chain alone cannot tell."""
+    checker = _ChainChecker(key, expect_head)
     for line in read_records(path):
         if not checker.feed(line):
             break
@@ -276,16 +286,41 @@ def list_runs(path: Path) -> list[RunSummary]:
         run_id = str(record.get("run_id", ""))
         event = record.get("event")
         if event == "run.started":
-            runs[run_id] = RunSummary(
-                run_id=run_id,
-                runbook=str(record.get("runbook", "")),
-                operator=str(record.get("operator", "")),
-                started_at=str(record.get("ts", "")),
-                mode=str(record.get("mode", "run")),
-            )
+            runs[run_id] = _started(run_id, record)
         elif event == "run.finished" and run_id in runs:
             runs[run_id] = _finished(runs[run_id], record)
     return list(runs.values())
+
+
+def _started(run_id: str, record: Mapping[str, Any]) -> RunSummary:
+    hosts = record.get("hosts")
+    lock, resumed_from = record.get("lock"), record.get("resumed_from")
+    return RunSummary(
+        run_id=run_id,
+        runbook=str(record.get("runbook", "")),
+        operator=str(record.get("operator", "")),
+        started_at=str(record.get("ts", "")),
+        mode=str(record.get("mode", "run")),
+        hosts=tuple(str(h) for h in hosts) if isinstance(hosts, list) else (),
+        lock=None if lock is None else str(lock),
+        resumed_from=None if resumed_from is None else str(resumed_from),
+    )
+
+
+def resolve_run_id(runs: Sequence[RunSummary], wanted: str) -> str | None:
+    """The run ``wanted`` names: its id, ``last`` (the most recent run), or a
+    prefix of exactly one id. None when nothing matches; raises ``ValueError``
+    listing the candidates when a prefix is ambiguous."""
+    if wanted == "last":
+        return runs[-1].run_id if runs else None
+    ids = [run.run_id for run in runs]
+    if wanted in ids:
+        return wanted
+    found = [run_id for run_id in ids if run_id.startswith(wanted)]
+    if len(found) > 1:
+        shown = ", ".join(found[-5:])
+        raise ValueError(f"{wanted!r} is the start of {len(found)} run ids ({shown})")
+    return found[0] if found else None
 
 
 def run_records(path: Path, run_id: str) -> list[dict[str, Any]]:
@@ -304,8 +339,10 @@ class _ChainChecker:
     fine if an ``audit.repaired`` record naming them follows, or if they end the
     file (a crash); anything else is an edit."""
 
-    def __init__(self, key: bytes | None):
+    def __init__(self, key: bytes | None, expect_head: str | None = None):
         self._key = key
+        self._expect = expect_head
+        self._expected_at: int | None = None
         self._head = ZERO_HASH
         self._head_line = 0
         self._records = 0
@@ -324,9 +361,17 @@ class _ChainChecker:
             return self._fail(line.number, problem)
         self._head, self._head_line = _sha256(line.raw), line.number
         self._records += 1
+        if self._head == self._expect:
+            self._expected_at = self._records
         return True
 
     def report(self) -> VerifyReport:
+        if self._bad is None and self._expect and self._expected_at is None:
+            self._bad = (
+                0,
+                f"no record has the expected head {self._expect}: records were cut"
+                " off the end of the log, or it was rewritten",
+            )
         bad_line, reason = self._bad if self._bad else (None, None)
         truncated = self._span[0].number if self._span and not self._bad else None
         return VerifyReport(
@@ -337,6 +382,7 @@ class _ChainChecker:
             reason=reason,
             truncated_line=truncated,
             keyed=self._key is not None,
+            expected_at=self._expected_at,
         )
 
     def _fail(self, number: int, reason: str) -> bool:
@@ -400,14 +446,7 @@ def _finished(run: RunSummary, record: Mapping[str, Any]) -> RunSummary:
         duration: float | None = duration_ms / 1000
     else:
         duration = _seconds_between(run.started_at, str(record.get("ts", "")))
-    return RunSummary(
-        run_id=run.run_id,
-        runbook=run.runbook,
-        operator=run.operator,
-        started_at=run.started_at,
-        status=str(record.get("status", "")),
-        duration=duration,
-    )
+    return replace(run, status=str(record.get("status", "")), duration=duration)
 
 
 def _seconds_between(start: str, end: str) -> float | None:

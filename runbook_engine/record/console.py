@@ -21,6 +21,7 @@ from .events import (
     BatchStarted,
     Event,
     GoNoGo,
+    HostConnected,
     Notice,
     RollbackFinished,
     RollbackStarted,
@@ -77,8 +78,8 @@ class Console:
         self,
         stream: TextIO | None = None,
         *,
-        verbosity: int = 0,  # -1 quiet, 0 normal, 1 verbose
-        colour: bool | None = None,
+        verbosity: int = 0,  # -1 quiet, 0 normal, 1 commands, 2 transport detail
+        colour: bool | None = None,  # None: on a TTY unless NO_COLOR is set
         is_tty: Callable[[], bool] | None = None,
     ) -> None:
         self.out = stream or sys.stderr
@@ -114,6 +115,13 @@ class Console:
             self._write(lead + body.replace("\n", "\n" + lead) + "\n")
 
         return write
+
+    def announce(self, host: str, step: str, command: str) -> None:
+        """With -v, each command as it starts (masked)."""
+        if self.verbosity >= 1:
+            first, *more = neutralise(command).strip().splitlines() or [""]
+            extra = f" (+{len(more)} lines)" if more else ""
+            self._write(self._dim(f"{host} | {step} $ ") + first + extra + "\n")
 
     # -- events ------------------------------------------------------------------------
 
@@ -246,6 +254,23 @@ class Console:
         verdict = "approved" if event.approved else "refused"
         self._write(
             f"{event.host} {event.step}: {verdict} by {event.operator} ({event.via})\n"
+        )
+
+    def _on_HostConnected(self, event: HostConnected) -> None:
+        if self.verbosity < 2:
+            return
+        facts = dict(event.facts)
+        via = f" via {facts['via']}" if facts.get("via") else ""
+        key = facts.get("host_key", "")
+        status = facts.get("host_key_status", "")
+        self._write(
+            self._dim(f"{event.host} | connected ")
+            + f"{facts.get('user', '')}@{facts.get('address', '')}{via}"
+            + (
+                f", host key {facts.get('host_key_type', '')} {key} ({status})"
+                * bool(key)
+            )
+            + "\n"
         )
 
     def _on_Notice(self, event: Notice) -> None:

@@ -18,11 +18,6 @@ def format_drill(report: DrillReport) -> str:
     else:
         how = f"a real failure, before the injection point --fail-at {report.fail_at}"
     lines = [f"drill report: {verdict}", f"  failure ({how}): {failure}"]
-    if not report.undos and not report.checks_before:
-        lines.append(
-            "  note: no undo ran and there are no preconditions to compare:"
-            " this drill shows little"
-        )
     lines.append(
         f"  steps done before the failure: {', '.join(report.steps_done) or 'none'}"
     )

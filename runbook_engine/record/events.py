@@ -68,8 +68,9 @@ class RunStarted(Event):
     hosts: Sequence[str]
     inventory: str | None = None
     limit: str | None = None
-    resumed_from: str | None = None
-    mode: str = "run"  # run | check | drill | resume | rollback
+    resumed_from: str | None = None  # the run a resume continues or a rollback undoes
+    mode: str = "run"  # run | check | drill | resume | rollback | plan
+    lock: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -40,7 +40,7 @@ dl.facts dt { color: #59636e; } dl.facts dd { margin: 0; word-break: break-all; 
   border-radius: 2px; background: var(--c); margin-right: 4px; }
 .row { display: grid; grid-template-columns: var(--label) 1fr; align-items: center; min-height: 22px; }
 .row.hidden { display: none; }
-.label { font-size: 12px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; padding-right: 8px; }
+.label { font-size: 12px; overflow-wrap: anywhere; white-space: normal; padding: 2px 8px 2px 0; }
 .kind-undo .label { color: #9a3412; font-style: italic; }
 .track { position: relative; height: 22px; border-left: 1px solid #d0d7de;
   background: repeating-linear-gradient(to right, transparent 0 calc(25% - 1px), #eef1f4 calc(25% - 1px) 25%); }

@@ -1,7 +1,10 @@
-"""``runbook audit show``: a past run's records as a readable timeline."""
+"""``runbook audit show``: a past run's records as a readable timeline, one line per
+record (date and time, then what happened, in words; never a Python repr), and the
+filters that narrow it to a host, a step or a status."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -12,16 +15,93 @@ if TYPE_CHECKING:
 
 
 def _time(record: dict[str, Any]) -> str:
+    """``2026-12-03 13:04:05.123`` from the record's UTC ``ts``."""
     ts = str(record.get("ts", ""))
-    return ts[11:23] if len(ts) >= 23 else ts
+    return f"{ts[:10]} {ts[11:23]}" if len(ts) >= 23 else ts
 
 
 def _line(record: dict[str, Any]) -> str | None:
     event = record.get("event")
     describe: Callable[[dict[str, Any]], str] | None = _DESCRIBE.get(str(event))
     if describe is None:
-        return f"{event}"
+        return _generic(record)
     return describe(record)
+
+
+_CHAIN_FIELDS = frozenset({"ts", "run_id", "seq", "event", "prev_hash", "hmac"})
+
+
+def _generic(record: dict[str, Any]) -> str:
+    """A record of a kind this view does not know: its fields as ``key=value``."""
+    fields = [
+        f"{key}={_plain(value)}"
+        for key, value in record.items()
+        if key not in _CHAIN_FIELDS and value not in (None, "", [], {})
+    ]
+    return " ".join([str(record.get("event")), *fields])
+
+
+def _plain(value: object) -> str:
+    if isinstance(value, str):
+        return value if " " not in value else json.dumps(value, ensure_ascii=False)
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+
+
+def _connected(record: dict[str, Any]) -> str:
+    facts = record.get("facts") or {}
+    if not isinstance(facts, dict):
+        return f"connected {record.get('host')}"
+    how = facts.get("connection", "ssh")
+    where = f"{facts.get('user', '')}@{facts.get('address', '')}".strip("@")
+    via = f" via {facts['via']}" if facts.get("via") else ""
+    key = (
+        f", host key {facts.get('host_key_type', '')} {facts['host_key']}"
+        f" ({facts.get('host_key_status', '')})"
+        if facts.get("host_key")
+        else ""
+    )
+    return f"connected {record.get('host')}: {how} {where}{via}{key}".rstrip()
+
+
+def _lock_broken(record: dict[str, Any]) -> str:
+    holder = record.get("holder")
+    try:
+        held = json.loads(holder) if isinstance(holder, str) else dict(holder or {})
+    except (ValueError, TypeError):
+        held = {}
+    by = (
+        f" (held by {held.get('operator')}, run {held.get('run_id')},"
+        f" since {held.get('since')})"
+        if held
+        else ""
+    )
+    forced = ", forced" if record.get("forced") else ""
+    return (
+        f"lock {record.get('lock')!r} on {record.get('where')} broken by"
+        f" {record.get('operator')}{forced}{by}"
+    )
+
+
+def matches(
+    record: dict[str, Any],
+    *,
+    host: str | None = None,
+    step: str | None = None,
+    status: str | None = None,
+) -> bool:
+    """Does a record pass the filters? Each filter needs the field it names (a step
+    filter keeps step and undo records of that step; ``fnmatch`` patterns work);
+    the run's first and last records always pass, to frame what is shown."""
+    if record.get("event") in ("run.started", "run.finished"):
+        return True
+    wanted = {"host": host, "step": step, "status": status}
+    for name, pattern in wanted.items():
+        if pattern is None:
+            continue
+        value = record.get(name)
+        if value is None or not fnmatch.fnmatchcase(str(value), pattern):
+            return False
+    return True
 
 
 _DESCRIBE: dict[str, Callable[[dict[str, Any]], str]] = {
@@ -32,7 +112,8 @@ _DESCRIBE: dict[str, Callable[[dict[str, Any]], str]] = {
         f" {json.dumps(r.get('params') or {}, sort_keys=True)}"
         + (f"; resumes {r['resumed_from']}" if r.get("resumed_from") else "")
     ),
-    "host.connected": lambda r: f"connected {r.get('host')}: {r.get('facts')}",
+    "host.connected": _connected,
+    "lock.broken": _lock_broken,
     "batch.started": lambda r: (
         f"batch {r.get('batch')}: {', '.join(r.get('hosts') or [])}"
     ),

@@ -17,6 +17,7 @@ from ..secrets import SecretSource
 from ..units import parse_duration
 from .loader import Document, load_yaml
 from .model import (
+    DEFAULT_TIMEOUT,
     IncludeAction,
     OnFailure,
     Phase,
@@ -228,6 +229,8 @@ def _scope(
     doc: Document, *, prefix: str, with_: Mapping[str, Any], parent: Scope | None
 ) -> Scope:
     data = doc.data
+    inherited = DEFAULT_TIMEOUT if parent is None else parent.timeout
+    timeout = data.get("timeout")
     return Scope(
         prefix=prefix,
         runbook_name=data["name"],
@@ -236,6 +239,7 @@ def _scope(
         vars=dict(data.get("vars") or {}),
         with_=dict(with_),
         parent=parent,
+        timeout=inherited if timeout is None else parse_duration(timeout),
     )
 
 
@@ -243,6 +247,7 @@ def _step(
     doc: Document, phase: Phase, index: int, raw: Mapping[str, Any], scope: Scope
 ) -> Step:
     timeout = raw.get("timeout")
+    step_timeout = scope.timeout if timeout is None else parse_duration(timeout)
     on_failure = raw.get("on_failure")
     return Step(
         id=f"{scope.prefix}{raw['id']}",
@@ -255,9 +260,9 @@ def _step(
         run_once=bool(raw.get("run_once", False)),
         env=dict(raw.get("env") or {}),
         cwd=raw.get("cwd"),
-        timeout=None if timeout is None else parse_duration(timeout),
+        timeout=step_timeout,
         retries=parse_retries(raw.get("retries")),
-        undo=parse_undo(raw.get("undo")),
+        undo=parse_undo(raw.get("undo"), default_timeout=step_timeout),
         undo_on_failure=bool(raw.get("undo_on_failure", False)),
         on_failure=None if on_failure is None else OnFailure(on_failure),
         ignore_errors=bool(raw.get("ignore_errors", False)),

@@ -56,6 +56,13 @@ def describe_action(action: Action) -> str:
     return _short(action.describe())
 
 
+def _own_timeout(step: Step) -> str:
+    """A step's timeout when it is not its runbook's default."""
+    if step.timeout is None or step.timeout == step.scope.timeout:
+        return ""
+    return format_duration(step.timeout)
+
+
 def _hosts(runbook: Runbook) -> str:
     hosts = runbook.hosts
     return hosts if isinstance(hosts, str) else ", ".join(hosts)
@@ -103,7 +110,7 @@ def _step_row(step: Step, runbook: Runbook) -> str:
         _code(describe_action(step.action)),
         _code(undo),
         _cell(_retries(step)),
-        _cell(format_duration(step.timeout) if step.timeout else ""),
+        _cell(_own_timeout(step)),
         _cell(_on_failure(step, runbook)),
     ]
     return "| " + " | ".join(cells) + " |"

@@ -198,6 +198,9 @@ ACTION_KEYS = (
     "copy",
     "template",
 )
+DEFAULT_TIMEOUT = (
+    3600.0  # seconds: a step that sets no timeout in a runbook that sets none
+)
 # actions that touch a host (the others are evaluated on the control machine)
 HOST_ACTIONS = frozenset({"run", "argv", "copy", "template"})
 
@@ -250,6 +253,7 @@ class Scope:
     vars: Mapping[str, Any]
     with_: Mapping[str, Any] = field(default_factory=dict)
     parent: Scope | None = None
+    timeout: float = 3600.0  # its runbook's `timeout:`, else its parent's, else 1h
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -391,17 +395,20 @@ def parse_retries(data: Mapping[str, Any] | None) -> Retries:
     )
 
 
-def parse_undo(data: str | Mapping[str, Any] | None) -> Undo | None:
+def parse_undo(
+    data: str | Mapping[str, Any] | None, *, default_timeout: float | None = None
+) -> Undo | None:
+    """A step's ``undo``; without its own ``timeout`` it gets the step's."""
     if data is None:
         return None
     if isinstance(data, str):
-        return Undo(action=RunAction(command=data))
+        return Undo(action=RunAction(command=data), timeout=default_timeout)
     timeout = data.get("timeout")
     return Undo(
         action=parse_action(data),
         env=dict(data.get("env") or {}),
         cwd=data.get("cwd"),
-        timeout=None if timeout is None else parse_duration(timeout),
+        timeout=default_timeout if timeout is None else parse_duration(timeout),
     )
 
 

@@ -329,3 +329,18 @@ def test_screenshot_shows_a_red_failed_bar_and_green_bars(
     assert width == 1000
     assert _count(rows, channels, FAILED_RGB) > 1500  # the failed bar (and its badges)
     assert _count(rows, channels, OK_RGB) > 300
+
+
+def test_step_labels_wrap_instead_of_being_cut(dom: Dom) -> None:
+    from runbook_engine.record.report_assets import PAGE_CSS
+
+    labels = [attrs["title"] for attrs, text in dom.find("div", "label") if text]
+    assert "steps/migrate" in labels and "undo migrate" in labels
+    assert all(
+        title == text
+        for (attrs, text) in dom.find("div", "label")
+        if text
+        for title in [attrs["title"]]
+    )  # the full label is on the page and on hover
+    rule = PAGE_CSS.split(".label {", 1)[1].split("}", 1)[0]
+    assert "ellipsis" not in rule and "nowrap" not in rule  # long ids wrap

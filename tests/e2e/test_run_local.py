@@ -107,6 +107,31 @@ def test_failed_step_shows_host_command_exit_code_and_output_tail(
     assert "line30" in err and "line21" in err and "line20" not in err  # last 10 lines
 
 
+def test_the_runbook_timeout_applies_to_every_step_and_a_signal_is_named(
+    runbook_cli, write_runbook, tmp_path
+):
+    rb = write_runbook("""
+        version: 1
+        name: bounded
+        timeout: 300ms
+        on_failure: continue
+        steps:
+          - id: slow
+            run: sleep 30
+          - id: own
+            timeout: 5s
+            run: sleep 0.5
+          - id: shot
+            run: kill -KILL $$
+    """)
+    result = runbook_cli("run", str(rb))
+    assert result.code == 1, result.output
+    err = result.stderr
+    assert "timed out after 0.3s: its whole process group was killed" in err
+    assert "local own" in err and "changed" in err.split("local own")[1][:40]
+    assert "killed by SIGKILL (signal 9), not by the timeout" in err
+
+
 def test_timeout_kills_the_whole_process_tree(runbook_cli, write_runbook, tmp_path):
     marker = tmp_path / "child.pid"
     rb = write_runbook(f"""
@@ -413,3 +438,60 @@ def test_an_operator_approves_on_the_terminal_by_typing_the_word(
         ["run", str(rb)], cli_env, answer=("Type 'production'", "prod\n")
     )
     assert "went-on" not in wrong and "result: no_go" in wrong
+
+
+def test_huge_commands_fail_clearly_and_never_bloat_the_audit_log(
+    runbook_cli, write_runbook, tmp_path, state_dir
+):
+    rb = write_runbook("""
+        version: 1
+        name: huge
+        on_failure: continue
+        steps:
+          - id: too_big
+            run: "echo {{ 'x' * 200000 }}"
+          - id: big_and_failing
+            run: "echo {{ 'y' * 100000 }} > /dev/null; exit 4"
+    """)
+    result = runbook_cli("run", str(rb))
+    assert result.code == 1, result.output[-2000:]
+    assert "the rendered command is 200005 bytes, over the limit of 131072" in (
+        result.stderr
+    )
+    log = state_dir / "audit.jsonl"
+    assert log.stat().st_size < 64 * 1024  # not megabytes
+    finished = [r for r in audit_records(state_dir) if r["event"] == "step.finished"]
+    kept = finished[1]["command"]
+    assert kept.startswith("echo yyyy") and kept.endswith("> /dev/null; exit 4")
+    assert "the whole command: 100025 characters, sha256 " in kept
+
+
+def test_verbosity_and_colour_flags(runbook_cli, write_runbook):
+    rb = write_runbook("""
+        version: 1
+        name: chatty
+        secrets:
+          token: {env: TOKEN}
+        on_failure: continue
+        steps:
+          - id: greet
+            run: echo hello {{ secrets.token }}
+          - id: fail
+            run: echo oops; exit 2
+    """)
+    env = {"TOKEN": "t0p-s3cret"}
+    normal = runbook_cli("run", str(rb), env=env)
+    assert "local | greet | hello ***" in normal.stderr
+    assert "$ echo" not in normal.stderr
+    verbose = runbook_cli("run", str(rb), "-v", env=env)
+    assert "local | greet $ echo hello ***" in verbose.stderr  # as it starts, masked
+    assert verbose.stderr.index("greet $ echo") < verbose.stderr.index("| hello")
+    quiet = runbook_cli("run", str(rb), "-q", env=env)
+    assert "greet" not in quiet.stderr and "local fail" in quiet.stderr
+    assert "result: failed" in quiet.stderr
+    assert "\x1b[" not in normal.stderr  # not a terminal: no colour
+    always = runbook_cli("run", str(rb), "--color", "always", env=env)
+    assert "\x1b[31m" in always.stderr  # failed in red, even through a pipe
+    never = runbook_cli("run", str(rb), "--color", "never", env=env)
+    assert "\x1b[" not in never.stderr
+    assert "t0p-s3cret" not in normal.output + verbose.output + always.output

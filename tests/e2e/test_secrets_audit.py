@@ -412,3 +412,35 @@ def test_internal_error_is_exit_70_with_a_masked_crash_file(
     text = crash.read_text()
     assert "KeyError" in text and "oops ***" in text and SECRET not in text
     assert crash.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("after", [0.0, 0.05, 0.2, "step"])
+def test_ctrl_c_at_any_moment_of_start_up_is_one_line_and_exit_130(
+    cli_env, write_runbook, tmp_path, state_dir, after
+):
+    # a slow secret manager, then the audit log and a step: Ctrl-C while the
+    # secret is read, just after, or once the step runs
+    marker = tmp_path / "reading"
+    rb = write_runbook(f"""
+        version: 1
+        name: slow_start
+        secrets:
+          token: {{command: [sh, -c, 'touch {marker}; sleep 0.3; echo t0ken-value']}}
+        steps:
+          - id: wait
+            run: sleep 5
+    """)
+    proc = start_run(cli_env, tmp_path, "run", str(rb))
+    if after == "step":
+        wait_for_steps(state_dir, 1)
+    else:
+        deadline = time.monotonic() + 30
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(after)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "Aborted" not in err
+    # before the run starts: exactly one line; once it runs: its own summary
+    assert err.strip().splitlines() == ["interrupted"] or "result: interrupted" in err

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from tests.conftest import audit_records
+
 pytestmark = pytest.mark.e2e
 
 PARAMS_RB = """
@@ -164,7 +166,7 @@ def test_validate_directory_and_valid_files_exit_0(runbook_cli):
     assert "1 file(s) checked: 0 error(s)" in result.stderr
 
 
-def test_plan_renders_without_running(runbook_cli, write_runbook, tmp_path):
+def test_plan_renders_without_running(runbook_cli, write_runbook, tmp_path, state_dir):
     rb = write_runbook("""
         version: 1
         name: planned
@@ -184,10 +186,42 @@ def test_plan_renders_without_running(runbook_cli, write_runbook, tmp_path):
     assert result.code == 0, result.output
     assert "touch 1.1.0-unpacked" in result.stdout
     assert "undo: rm -f 1.1.0-unpacked" in result.stdout
-    assert "echo 7 <steps.unpack.rc>" in result.stdout
+    # nothing runs, not even the safe probe: its output is unknown
+    assert "echo <steps.probe.stdout> <steps.unpack.rc>" in result.stdout
+    assert "safe: not run (--probe runs it)" in result.stdout
     assert not list(tmp_path.glob("*-unpacked"))
+    assert not (state_dir / "audit.jsonl").exists()
     md = runbook_cli("plan", str(rb), "--format", "markdown")
     assert "| steps | `unpack` |" in md.stdout
+
+
+def test_plan_probe_runs_only_safe_steps_and_audits_them(
+    runbook_cli, write_runbook, tmp_path, state_dir
+):
+    rb = write_runbook("""
+        version: 1
+        name: planned
+        steps:
+          - id: probe
+            safe: true
+            run: echo 7 && touch probed
+          - id: unpack
+            run: touch unpacked
+          - id: later
+            run: echo {{ steps.probe.stdout | trim }}
+    """)
+    result = runbook_cli("plan", str(rb), "--probe")
+    assert result.code == 0, result.output
+    assert "echo 7" in result.stdout.split("later on local")[1]
+    assert "safe: probed, ok" in result.stdout
+    assert (tmp_path / "probed").exists() and not (tmp_path / "unpacked").exists()
+    records = audit_records(state_dir)
+    assert records[0]["event"] == "run.started" and records[0]["mode"] == "plan"
+    probes = [r for r in records if r["event"] == "step.finished"]
+    assert [(r["step"], r["status"]) for r in probes] == [("probe", "ok")]
+    assert records[-1]["event"] == "run.finished"
+    listed = runbook_cli("audit", "list")
+    assert " plan " in listed.stdout
 
 
 def test_schema_command_prints_the_packaged_schema(runbook_cli):
@@ -232,3 +266,10 @@ def test_the_readmes_yaml_examples_are_valid(runbook_cli, tmp_path):
     result = runbook_cli("validate", *paths)
     assert result.code == 0, result.output
     assert f"{len(blocks)} file(s) checked: 0 error(s)" in result.stderr
+
+
+def test_the_github_actions_example_never_probes_a_pull_requests_runbooks():
+    from tests.conftest import ROOT
+
+    workflow = (ROOT / "examples" / "ci" / "github-actions.yml").read_text()
+    assert "runbook plan" in workflow and "--probe" not in workflow

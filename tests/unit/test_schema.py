@@ -92,8 +92,8 @@ def test_every_object_with_properties_is_closed() -> None:
 def test_schema_covers_the_whole_format() -> None:
     assert set(SCHEMA["properties"]) == {
         "version", "name", "description", "params", "secrets", "vars", "hosts", "lock",
-        "serial", "max_fail_percentage", "on_failure", "batch_gate", "preconditions",
-        "steps", "verify", "rollback", "finally",
+        "serial", "max_fail_percentage", "on_failure", "timeout", "batch_gate",
+        "preconditions", "steps", "verify", "rollback", "finally",
     }  # fmt: skip
     step_keys = set(SCHEMA["$defs"]["step"]["properties"])
     actions = {b["required"][0] for b in SCHEMA["$defs"]["step"]["oneOf"]}

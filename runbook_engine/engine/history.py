@@ -1,0 +1,270 @@
+"""What earlier runs did, as far as ``resume`` and ``rollback RUN_ID`` must know.
+
+A resumed run and the runs it resumed are one release: its completed steps are theirs
+together (``Release``), and rolling it back undoes all of them, newest first, in one
+saga. Undos that a run's own rollback, or an earlier ``runbook rollback``, already did
+are not done again.
+
+A rollback must never do harm, so it is refused (unless ``--force``) when:
+
+- the run was resumed later (roll back the newest run of the release instead);
+- it was already rolled back, automatically when it failed or by an earlier
+  ``runbook rollback`` (the message names the run that did it);
+- newer runs changed the same hosts under the same lock (or, without a lock, with the
+  same runbook) and are still in effect: undoing an old release under them would, for
+  example, migrate a database from under a newer one. Newer runs that are no longer
+  in effect do not count: checks, plans, no-gos, runs that rolled themselves back,
+  runs rolled back since, and those rollbacks themselves.
+
+This module reads the audit log and the saved run states; it changes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..errors import ResumeError
+from ..record.audit import AUDIT_FILE, list_runs
+from .state import SavedRun, load_saved_run
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from ..record.audit import RunSummary
+    from ..record.results import StepResult
+    from .session import RunRequest
+
+_MAX_CHAIN = 100  # resumes of resumes; more than this is a corrupted state dir
+_NOT_IN_EFFECT = ("no_go", "rolled_back")
+_READ_ONLY_MODES = ("check", "plan")
+
+
+@dataclass(slots=True, kw_only=True)
+class Release:
+    """A run and the runs it resumed, oldest first: what is done and not undone."""
+
+    runs: list[SavedRun]
+    results: dict[tuple[str, str], StepResult] = field(default_factory=dict)
+
+    @property
+    def latest(self) -> SavedRun:
+        return self.runs[-1]
+
+    @property
+    def ids(self) -> list[str]:
+        return [run.run_id for run in self.runs]
+
+
+def load_release(
+    state_dir: Path,
+    run_id: str,
+    *,
+    summaries: list[RunSummary] | None = None,
+    redo_undone: bool = False,
+) -> Release:
+    """The release ``run_id`` belongs to, up to and including ``run_id``, with
+    what rollbacks of it undid taken away (kept with ``redo_undone``: a forced
+    rollback undoes everything again)."""
+    chain = [load_saved_run(state_dir, run_id)]
+    while chain[0].mode == "resume" and chain[0].resumed_from:
+        if len(chain) >= _MAX_CHAIN:
+            raise ResumeError(f"run {run_id}: its resume chain is too long")
+        chain.insert(0, load_saved_run(state_dir, chain[0].resumed_from))
+    release = Release(runs=chain)
+    for saved in chain:
+        release.results.update(saved.results)
+    if redo_undone:
+        return release
+    for saved in chain:
+        for key in saved.undone:
+            release.results.pop(key, None)
+    ids = set(release.ids)
+    for rollback in _rollbacks_of(ids, summaries or _summaries(state_dir)):
+        try:
+            undone = load_saved_run(state_dir, rollback.run_id).undone
+        except ResumeError:
+            continue  # its state is gone: the audit log still tells it happened
+        for key in undone:
+            release.results.pop(key, None)
+    return release
+
+
+def rollback_refusal(
+    state_dir: Path, release: Release, summaries: list[RunSummary]
+) -> str | None:
+    """Why rolling back ``release`` would do harm, or None."""
+    asked = release.latest.run_id
+    later = _resumed_as(asked, summaries)
+    if later is not None:
+        return (
+            f"run {asked} was resumed as run {later}: roll back {later} instead,"
+            " it undoes both as one release"
+        )
+    if release.latest.status is not None and release.latest.status.value == (
+        "rolled_back"
+    ):
+        return f"run {asked} was already rolled back, automatically, when it failed"
+    for rollback in _rollbacks_of(set(release.ids), summaries):
+        if rollback.status == "rolled_back":
+            return (
+                f"run {asked} was already rolled back by run {rollback.run_id}"
+                f" (see `runbook audit show {rollback.run_id}`)"
+            )
+    newer = newer_runs(release, summaries)
+    if newer:
+        listed = "; ".join(_describe(run) for run in newer)
+        return (
+            f"run {asked} has newer runs on the same hosts that are still in effect:"
+            f" {listed}. Rolling it back under them could destroy their work: roll"
+            " them back first (newest first)"
+        )
+    return None
+
+
+def newer_runs(release: Release, summaries: list[RunSummary]) -> list[RunSummary]:
+    """Runs after the release, on its hosts and lock, that are still in effect."""
+    ids = set(release.ids)
+    order = [s.run_id for s in summaries]
+    last = max((order.index(i) for i in ids if i in order), default=-1)
+    mine = next((s for s in summaries if s.run_id == release.latest.run_id), None)
+    if mine is None:
+        return []
+    after = [s for s in summaries[last + 1 :] if _same_target(mine, s)]
+    undone = {
+        s.resumed_from
+        for s in after
+        if s.mode == "rollback" and s.status == "rolled_back"
+    }
+    return [
+        s
+        for s in after
+        if s.mode not in _READ_ONLY_MODES
+        and s.status not in _NOT_IN_EFFECT
+        and s.run_id not in undone
+        and not (s.mode == "rollback" and (s.resumed_from in undone | ids))
+    ]
+
+
+def _same_target(mine: RunSummary, other: RunSummary) -> bool:
+    if not set(mine.hosts) & set(other.hosts):
+        return False
+    if mine.lock or other.lock:
+        return mine.lock == other.lock
+    return mine.runbook == other.runbook
+
+
+def _resumed_as(run_id: str, summaries: list[RunSummary]) -> str | None:
+    return next(
+        (
+            s.run_id
+            for s in summaries
+            if s.mode == "resume" and s.resumed_from == run_id
+        ),
+        None,
+    )
+
+
+def _rollbacks_of(ids: set[str], summaries: Iterable[RunSummary]) -> list[RunSummary]:
+    return [s for s in summaries if s.mode == "rollback" and s.resumed_from in ids]
+
+
+def _summaries(state_dir: Path) -> list[RunSummary]:
+    """Every run of the audit log, in the order they started."""
+    path = state_dir / AUDIT_FILE
+    return list_runs(path) if path.exists() else []
+
+
+def _describe(run: RunSummary) -> str:
+    status = run.status or "unfinished"
+    return f"{run.run_id} ({run.mode}, {status}, started {run.started_at})"
+
+
+# -- the request to continue or undo a run ------------------------------------------
+
+_NOT_RESUMABLE = {
+    "succeeded": "it succeeded: there is nothing left to do",
+    "rolled_back": "it was rolled back: start a new run",
+    "rollback_failed": "its rollback failed: fix what it listed, then run again",
+}
+
+
+def saved_request(
+    state_dir: Path,
+    run_id: str,
+    *,
+    mode: str,
+    force: bool,
+    yes: bool = False,
+    approve: frozenset[str] = frozenset(),
+    command_line: str = "",
+) -> RunRequest:
+    """The request that resumes (``mode="resume"``) or rolls back
+    (``mode="rollback"``) run ``run_id``, from its saved state; raises
+    ``ResumeError`` (exit 2, nothing runs) when that would be wrong."""
+    summaries = _summaries(state_dir)
+    release = load_release(state_dir, run_id, summaries=summaries)
+    latest = release.latest
+    notices: list[tuple[str, str]] = []
+    if mode == "resume":
+        status = latest.status.value if latest.status else None
+        if status in _NOT_RESUMABLE:
+            raise ResumeError(
+                f"run {run_id} cannot be resumed: {_NOT_RESUMABLE[status]}"
+            )
+    else:
+        refusal = rollback_refusal(state_dir, release, summaries)
+        if refusal and not force:
+            raise ResumeError(f"{refusal}; use --force to roll back anyway")
+        if refusal:
+            notices.append(("rollback.forced", f"--force: {refusal}"))
+            release = load_release(
+                state_dir, run_id, summaries=summaries, redo_undone=True
+            )
+    path = _runbook_path(latest)
+    _check_unchanged(run_id, path, latest, mode=mode, force=force)
+    inventory = latest.header.get("inventory")
+    from .executor import RunOptions
+    from .session import RunRequest
+
+    return RunRequest(
+        runbook=path,
+        given_params=latest.header.get("params") or {},
+        inventory=Path(inventory) if inventory else None,
+        limit=latest.header.get("limit"),
+        state_dir=state_dir,
+        options=RunOptions(
+            skip=frozenset(release.results), rollback_only=mode == "rollback"
+        ),
+        yes=yes,
+        approve=approve,
+        mode=mode,
+        resumed_from=run_id,
+        command_line=command_line,
+        completed=release.results,
+        notices=tuple(notices),
+    )
+
+
+def _runbook_path(saved: SavedRun) -> Path:
+    """The runbook a run ran: recorded absolute (older runs: relative to where they
+    were started, which we can only hope is here)."""
+    return Path(saved.runbook)
+
+
+def _check_unchanged(
+    run_id: str, path: Path, saved: SavedRun, *, mode: str, force: bool
+) -> None:
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise ResumeError(
+            f"run {run_id}: cannot read its runbook {path}: {exc.strerror}"
+        ) from None
+    if digest != saved.header.get("runbook_sha256") and not force:
+        raise ResumeError(
+            f"run {run_id}: runbook {path} changed since the run (sha256 differs);"
+            f" use --force to {mode} anyway"
+        )
