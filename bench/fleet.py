@@ -3,7 +3,9 @@
 Owns the client key and the known_hosts file every tool is pointed at (strict host
 key checking everywhere: no tool gets to skip it). Each sshd gives its sessions an
 empty ``HOME``, so root's slow ``~/.bashrc`` is never sourced by the remote shell;
-every tool pays the same quiet remote environment.
+every tool pays the same quiet remote environment. Their ``MaxStartups`` and
+``MaxSessions`` are raised so the fleet scenario can put a hundred hosts on one sshd
+(the bench raises its own open-files limit, which they inherit).
 """
 
 from __future__ import annotations
@@ -41,10 +43,16 @@ class Fleet:
         stop_servers(self.servers)
 
 
+# a hundred inventory hosts per sshd connect at once in the fleet scenario
+_SETTINGS = {"MaxStartups": "2000", "MaxSessions": "2000"}
+
+
 def start_fleet(count: int, root: Path) -> Fleet:
     """Start ``count`` sshd (in parallel) and write known_hosts for all of them."""
     key = make_client_key(root / "client")
-    servers = start_servers(count, root / "sshd", [key.public_line], prefix="h")
+    servers = start_servers(
+        count, root / "sshd", [key.public_line], prefix="h", settings=_SETTINGS
+    )
     atexit.register(stop_servers, servers)  # also on an unexpected exit
     known_hosts = root / "client" / "known_hosts"
     known_hosts.write_text("".join(s.known_hosts_line() + "\n" for s in servers))

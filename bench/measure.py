@@ -106,6 +106,8 @@ def run_measured(
     rc = os.waitstatus_to_exitcode(status)
     error = None if rc == 0 else _first_error_line(stderr_path, stdout_path, rc)
     extra = _parse_extra(stdout_path) if command.parse_json and rc == 0 else {}
+    if command.collect is not None:
+        extra = {**extra, **command.collect(run_dir)}
     return Sample(
         wall_s=wall,
         rss_tree_mib=max(tree_peak, maxrss_kib * 1024) / _MIB,

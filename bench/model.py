@@ -23,6 +23,9 @@ class Command:
     cwd: Path | None = None
     capture_stdout: bool = True  # False sends stdout to /dev/null (big output)
     parse_json: bool = False  # last stdout line is a JSON object of extra figures
+    # figures read from what the command left in its run directory (e.g. runbook's
+    # audit log), after it exited and outside the timing; called whatever its rc
+    collect: Callable[[Path], Mapping[str, float]] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,6 +66,9 @@ class Sizes:
     big_output_bytes: int = 300_000_000
     validate_files: int = 100
     validate_steps: int = 50
+    # (hosts, steps, sshd): many inventory hosts spread over a few sshd, so a
+    # fleet-sized fan-out fits on one machine
+    fleet: tuple[int, int, int] = (500, 10, 5)
 
     @property
     def max_hosts(self) -> int:
@@ -77,6 +83,7 @@ QUICK = Sizes(
     fanout_reference_steps=5,
     big_output_bytes=50_000_000,
     validate_files=20,
+    fleet=(100, 5, 2),
 )
 SMOKE = Sizes(
     local_steps=3,
@@ -86,6 +93,7 @@ SMOKE = Sizes(
     big_output_bytes=1_000_000,
     validate_files=2,
     validate_steps=3,
+    fleet=(4, 2, 2),
 )
 
 

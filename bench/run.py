@@ -13,6 +13,7 @@ import argparse
 import datetime as dt
 import os
 import platform
+import resource
 import shutil
 import signal
 import subprocess
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(f"{s.name} (sshd: {s.hosts})" for s in specs))
         return 0
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    _raise_open_files_limit()
     started = dt.datetime.now(dt.UTC)
     results = _run_all(specs, sizes, reps, tools)
     meta = _meta(started, sizes, reps, tools, only)
@@ -166,6 +168,14 @@ def _start_postgres() -> PostgresServer:
 
     print("starting PostgreSQL (fsync on)", file=sys.stderr, flush=True)
     return PostgresServer(durable=True).start()
+
+
+def _raise_open_files_limit() -> None:
+    """Soft limit up to the hard one: 500 connections need a few thousand files,
+    and the sshd and the measured commands inherit the limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _exit_on_sigterm(signum: int, _frame: object) -> None:

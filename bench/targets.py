@@ -66,7 +66,49 @@ def check_targets(results: Sequence[ScenarioResult], sizes: Sizes) -> list[Check
         _limit(m, "validate", "runbook validate", "median_s", 1.0, "validate s"),
         _limit(m, "bigout-local", "runbook", "rss_proc_mib", 100, "bigout local MiB"),
         _limit(m, "bigout-ssh", "runbook", "rss_proc_mib", 100, "bigout SSH MiB"),
+        *_fleet_checks(results, m, sizes),
     ]  # fmt: skip
+
+
+FLEET_ROWS = ("runbook, default forks", "runbook, forks = hosts")
+
+
+def _fleet_checks(
+    results: Sequence[ScenarioResult], m: _Medians, sizes: Sizes
+) -> list[Check]:
+    """fleet-N: no failed step in any repetition, each runbook row within 1.3x of
+    the paramiko floor of the same run, and the engine's peak RSS under 150 MiB."""
+    name = f"fleet-{sizes.fleet[0]}"
+    rows = [row for r in results if r.name == name for row in r.rows]
+    counted = [
+        s.extra["failed_steps"]
+        for row in rows
+        for s in row.samples
+        if "failed_steps" in s.extra
+    ]
+    failed = int(max(counted)) if counted else None
+    checks = [
+        Check(
+            target=f"{name}: failed steps in any repetition = 0",
+            measured="n/a" if failed is None else str(failed),
+            ok=None if failed is None else failed == 0,
+        )
+    ]
+    for label in FLEET_ROWS:
+        floor = m.get_prefixed(name, "floor: paramiko exec")
+        engine = m.get(name, label)
+        value = engine / floor if engine is not None and floor else None
+        checks.append(
+            Check(
+                target=f"{name}: {label} / paramiko floor <= 1.3",
+                measured="n/a" if value is None else f"{value:.2f}x",
+                ok=_verdict(value, "<=", 1.3),
+            )
+        )
+        checks.append(
+            _limit(m, name, label, "rss_proc_mib", 150, f"{name}: {label} MiB")
+        )
+    return checks
 
 
 def _verdict(value: float | None, op: str, bound: float) -> bool | None:

@@ -1,4 +1,6 @@
-"""Diagnostics: ``path:line:col: message`` and their text / json / github renderings."""
+"""Diagnostics: ``path:line:col: message`` and their text / json / github renderings.
+
+Owns the shape of a diagnostic and how it is printed; not what is diagnosed."""
 
 from __future__ import annotations
 
@@ -65,12 +67,20 @@ def _escape_github(text: str) -> str:
 
 
 def format_github(diagnostics: list[Diagnostic]) -> str:
+    """GitHub Actions workflow commands; a lint warning keeps its rule id in the
+    annotation's title and text (``title=RB003`` ... ``[RB003]``)."""
     lines = []
     for d in diagnostics:
         kind = "error" if d.severity == "error" else "warning"
-        file = _escape_github(d.path).replace(",", "%2C").replace(":", "%3A")
+        file = _escape_property(d.path)
+        title = f",title={_escape_property(d.code)}" if d.code else ""
+        text = f"{d.message} [{d.code}]" if d.code else d.message
         lines.append(
-            f"::{kind} file={file},line={d.line},col={d.col}::"
-            f"{_escape_github(d.message)}"
+            f"::{kind} file={file},line={d.line},col={d.col}{title}::"
+            f"{_escape_github(text)}"
         )
     return "\n".join(lines)
+
+
+def _escape_property(text: str) -> str:
+    return _escape_github(text).replace(",", "%2C").replace(":", "%3A")

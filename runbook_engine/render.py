@@ -1,65 +1,70 @@
-"""Jinja2 rendering: a sandbox, strict undefined, bounded size and time.
+"""Jinja2 rendering: strict undefined, bounded size and time, JSON data only.
 
-The only module that imports ``jinja2``. Values that come from params, secrets, env
-or step output are data: they are passed in the context and never rendered again.
+Owns rendering templates and evaluating expressions for the engine, and reading
+them statically for ``validate``; with ``sandbox.py`` and ``spec/lint.py`` the only
+modules that import ``jinja2``. Values that come from params, secrets, env,
+inventories or step output are data: they are passed in the context and never
+rendered again.
+
+What a template may do is ``sandbox.py``: every template renders in its
+:class:`~runbook_engine.sandbox.Sandbox`. Every failure is a
+:class:`~runbook_engine.errors.RenderError` naming where it happened; nothing a
+template does escapes as another exception.
+
+The static side, for ``runbook validate``: :func:`references` and :func:`forbidden`.
 """
 
 from __future__ import annotations
 
 import re
-import shlex
-import threading
 import time
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, UndefinedError, nodes
 from jinja2 import TemplateSyntaxError as TemplateSyntaxError
+from jinja2 import Undefined, UndefinedError, nodes
 from jinja2.exceptions import SecurityError, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
 
 from .errors import RenderError
+from .sandbox import (
+    MAX_INT_BITS,
+    MAX_ITEMS,
+    MAX_RENDERED,
+    MAX_SECONDS,
+    STR_FORMAT,
+    Placeholder,
+    Sandbox,
+    as_text,
+    not_data,
+)
 
-MAX_RENDERED = 1024 * 1024  # bytes of one rendered value
-MAX_SECONDS = 2.0
+__all__ = [
+    "MAX_INT_BITS",
+    "MAX_ITEMS",
+    "MAX_RENDERED",
+    "MAX_SECONDS",
+    "ROOTS",
+    "Placeholder",
+    "Renderer",
+    "TemplateSyntaxError",
+    "as_text",
+    "evaluate",
+    "forbidden",
+    "is_template",
+    "known_globals",
+    "parse_expression",
+    "parse_template",
+    "references",
+    "render",
+    "render_value",
+    "value_paths",
+]
+
 _SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}\s*$", re.S)
 
 
-def _quote(value: object) -> str:
-    return shlex.quote(str(value))
-
-
-class _BoundedEnvironment(SandboxedEnvironment):
-    """Checks a per-thread deadline on every attribute access and call, which every
-    loop of a template does, so nested loops cannot run for ever."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True
-        )
-        self.filters["quote"] = _quote
-        self.deadline = threading.local()
-
-    def _check(self) -> None:
-        deadline = getattr(self.deadline, "at", None)
-        if deadline is not None and time.monotonic() > deadline:
-            raise RenderError(f"rendering took longer than {MAX_SECONDS:g}s")
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        self._check()
-        return super().getattr(obj, attribute)
-
-    def getitem(self, obj: Any, argument: Any) -> Any:
-        self._check()
-        return super().getitem(obj, argument)
-
-    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        __self._check()
-        return super().call(__context, __obj, *args, **kwargs)
-
-
-_ENV = _BoundedEnvironment()
+_ENV = Sandbox()
 
 
 def is_template(value: str) -> bool:
@@ -102,7 +107,7 @@ def render(source: str, context: Mapping[str, Any], where: str) -> str:
     try:
         with _Deadline():
             text = str(_template(source).render(context))
-    except (TemplateError, RenderError, ArithmeticError, TypeError, ValueError) as exc:
+    except Exception as exc:  # anything a template does is the template's problem
         raise RenderError(f"{where}: {_explain(exc)}") from None
     if len(text) > MAX_RENDERED:
         raise RenderError(f"{where}: rendered value is over {MAX_RENDERED} bytes")
@@ -110,22 +115,35 @@ def render(source: str, context: Mapping[str, Any], where: str) -> str:
 
 
 def evaluate(expression: str, context: Mapping[str, Any], where: str) -> Any:
-    """Evaluate a Jinja expression written without braces."""
+    """Evaluate a Jinja expression written without braces. The value may be any
+    object the context holds (``when`` only asks whether it is true)."""
     try:
         with _Deadline():
-            return _expression(expression)(**context)
-    except (TemplateError, RenderError, ArithmeticError, TypeError, ValueError) as exc:
+            value = _expression(expression)(**context)
+            if isinstance(value, Undefined):
+                value._fail_with_undefined_error()
+            return value
+    except Exception as exc:  # anything a template does is the template's problem
         raise RenderError(f"{where}: {_explain(exc)} in `{expression}`") from None
 
 
 def render_value(value: Any, context: Mapping[str, Any], where: str) -> Any:
     """Render strings inside nested data. A string that is exactly one ``{{ expr }}``
-    keeps the expression's native type (a number stays a number)."""
+    keeps the expression's native type (a number stays a number), which must be
+    JSON data: str, int, float, bool, None, lists and string-keyed mappings."""
     if isinstance(value, str):
         match = _SINGLE_EXPRESSION.match(value)
-        if match:
-            return evaluate(match.group("expr"), context, where)
-        return render(value, context, where)
+        if not match:
+            return render(value, context, where)
+        result = evaluate(match.group("expr"), context, where)
+        problem = not_data(result)
+        if problem is not None:
+            expr = match.group("expr").strip()
+            raise RenderError(
+                f"{where}: `{expr}` {problem}; for its text write"
+                f" `{{{{ ({expr}) | string }}}}`"
+            )
+        return result
     if isinstance(value, Mapping):
         return {k: render_value(v, context, f"{where}.{k}") for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -158,6 +176,11 @@ class Renderer:
         """A Jinja expression written without braces."""
         return evaluate(expression, self.context, self._at(what))
 
+    def text_of(self, value: Any, what: str = "") -> str:
+        """``value`` rendered, as text for an argument, env value or header (a list
+        or mapping becomes JSON, never a Python repr)."""
+        return as_text(self.value(value, what))
+
     def bind(self, **names: Any) -> Renderer:
         """The same renderer with some context names replaced (e.g. ``steps``)."""
         return Renderer({**self.context, **names}, self.where)
@@ -176,7 +199,11 @@ def _explain(exc: BaseException) -> str:
         return f"template syntax error: {exc.message}"
     if isinstance(exc, SecurityError):
         return f"not allowed in templates: {exc}"
-    return str(exc)
+    if isinstance(exc, RecursionError):
+        return "not allowed in templates: recursion too deep"
+    if isinstance(exc, RenderError | TemplateError | ArithmeticError | ValueError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _describe(obj: str) -> str:
@@ -190,14 +217,22 @@ ROOTS = ("params", "vars", "secrets", "steps", "env", "host", "run")
 
 def references(
     source: str, *, expression: bool
-) -> tuple[set[str], set[tuple[str, str]]]:
+) -> tuple[frozenset[str], frozenset[tuple[str, str]]]:
     """(undeclared top-level names, {(root, key)} for ``root.key`` / ``root['key']``).
     Raises TemplateSyntaxError for a broken template. One walk of the AST (jinja's
-    ``meta.find_undeclared_variables`` compiles the template, ten times slower)."""
+    ``meta.find_undeclared_variables`` compiles the template, ten times slower);
+    remembered, as the same ``when:`` tends to come back step after step."""
+    return _references(source, expression)
+
+
+@lru_cache(maxsize=8192)
+def _references(
+    source: str, expression: bool
+) -> tuple[frozenset[str], frozenset[tuple[str, str]]]:
     if not expression:
         simple = _simple_references(source)
         if simple is not None:
-            return simple
+            return frozenset(simple[0]), frozenset(simple[1])
     tree = parse_expression(source) if expression else parse_template(source)
     loaded: set[str] = set()
     stored: set[str] = set()
@@ -207,10 +242,12 @@ def references(
         node = stack.pop()
         if isinstance(node, nodes.Name):
             (stored if node.ctx in ("store", "param") else loaded).add(node.name)
+        elif isinstance(node, nodes.Macro):
+            stored.add(node.name)
         elif isinstance(node, nodes.Getattr | nodes.Getitem):
             _reference(node, refs)
         stack.extend(node.iter_child_nodes())
-    return loaded - stored, refs
+    return frozenset(loaded - stored), frozenset(refs)
 
 
 # `{{ a.b.c }}` or `{{ a.b | f | g }}`: most templates in runbooks look like this
@@ -242,6 +279,57 @@ def _reference(node: nodes.Getattr | nodes.Getitem, refs: set[tuple[str, str]]) 
         refs.add((base.name, node.attr))
     elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
         refs.add((base.name, node.arg.value))
+
+
+# only templates that mention one of these can do what `forbidden` looks for
+_SUSPECT = re.compile(r"\.\s*_|\[\s*['\"]_|format|mro|attr|\bself\b")
+
+
+def forbidden(source: str, *, expression: bool) -> list[str]:
+    """What a template tries that the sandbox refuses, found without running it:
+    attributes starting with ``_`` (also through ``attr()`` or ``['_x']``),
+    ``format`` / ``format_map`` / ``mro`` calls, and Jinja's ``self``. Raises
+    TemplateSyntaxError for a broken template."""
+    if not _SUSPECT.search(source):
+        return []
+    return list(_forbidden(source, expression))
+
+
+@lru_cache(maxsize=4096)
+def _forbidden(source: str, expression: bool) -> tuple[str, ...]:
+    tree = parse_expression(source) if expression else parse_template(source)
+    found: list[str] = []
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Filter)):
+        name = _attribute_named(node)
+        if name is None:
+            continue
+        if name.startswith("_"):
+            problem = f"attribute {name!r}: names starting with '_' are internal"
+        elif name in STR_FORMAT:
+            problem = f"{name}(): use the `format` filter or `~` to build text"
+        elif name == "mro":
+            problem = "mro(): classes are not data"
+        else:
+            continue
+        found.append(f"not allowed in templates: {problem}")
+    if any(n.name == "self" for n in tree.find_all(nodes.Name)):
+        found.append("not allowed in templates: 'self' (the template object)")
+    return tuple(dict.fromkeys(found))
+
+
+def _attribute_named(node: nodes.Node) -> str | None:
+    if isinstance(node, nodes.Getattr):
+        return node.attr
+    if isinstance(node, nodes.Getitem):
+        arg = node.arg
+        if isinstance(arg, nodes.Const) and isinstance(arg.value, str):
+            return arg.value
+        return None
+    if isinstance(node, nodes.Filter) and node.name in ("attr", "map"):
+        args = [*node.args, *(kw.value for kw in node.kwargs if kw.key == "attribute")]
+        names = [a.value for a in args if isinstance(a, nodes.Const)]
+        return next((n for n in names if isinstance(n, str)), None)
+    return None
 
 
 def known_globals() -> frozenset[str]:

@@ -19,7 +19,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = {
     "startup", "local", "state-postgres", "ssh-1", "fanout-1", "fanout-2",
-    "bigout-local", "bigout-ssh", "validate",
+    "bigout-local", "bigout-ssh", "validate", "fleet-4",
 }  # fmt: skip
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ssh]
@@ -90,6 +90,34 @@ def test_runbook_rows_ran_without_error(smoke: dict[str, Any]) -> None:
         if row["tool"] == "runbook" and row["error"] is not None
     }
     assert not errors
+
+
+def test_fleet_rows_count_the_steps_of_every_host(smoke: dict[str, Any]) -> None:
+    # --smoke: 4 inventory hosts on 2 sshd, 2 steps each
+    rows = [row for name, row in _rows(smoke["doc"]) if name == "fleet-4"]
+    labels = [row["label"] for row in rows]
+    assert labels == [
+        "runbook, default forks",
+        "runbook, forks = hosts",
+        "floor: paramiko exec, 4 threads",
+    ]
+    for row in rows[:2]:
+        (sample,) = row["samples"]
+        assert sample["extra"] == {"steps": 8, "failed_steps": 0}, row["label"]
+    checks = {c["target"]: c for c in smoke["doc"]["targets"]}
+    assert checks["fleet-4: failed steps in any repetition = 0"]["ok"] is True
+
+
+def test_list_names_the_fleet_scenario_with_its_sshd_count() -> None:
+    listed = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "run.py"), "--list", "--only", "fleet"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        check=True,
+    )
+    assert listed.stdout.split("\n")[0] == "fleet-500 (sshd: 5)"
 
 
 def test_table_has_a_line_per_row_then_the_targets(smoke: dict[str, Any]) -> None:

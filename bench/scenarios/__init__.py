@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bench.scenarios import local, remote
+from bench.scenarios import local, remote, scale
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -53,6 +53,14 @@ def all_specs(sizes: Sizes) -> list[ScenarioSpec]:
         ScenarioSpec(name="bigout-ssh", hosts=1, build=remote.build_big_output),
         ScenarioSpec(name="validate", hosts=0, build=local.build_validate),
     ]
+    hosts, steps, sshd = sizes.fleet
+    specs.append(
+        ScenarioSpec(
+            name=f"fleet-{hosts}",
+            hosts=sshd,
+            build=scale.fleet_builder(hosts, steps, sshd),
+        )
+    )
     return specs
 
 

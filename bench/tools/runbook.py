@@ -48,6 +48,8 @@ def write_runbook(path: Path, *, name: str, hosts: str, steps: int, run: str) ->
 
 
 def write_inventory(path: Path, fleet: Fleet, hosts: tuple[Host, ...]) -> Path:
+    """Hosts may share an address and port: each name is a host of its own to
+    runbook (its own connection), as many names behind one load balancer would be."""
     lines = [
         "version: 1",
         "defaults:",
@@ -71,10 +73,13 @@ def run_case(
     forks: int | None = None,
     capture_stdout: bool = True,
     label: str = "runbook",
+    count_steps: bool = False,
     database: Callable[[], str] | None = None,
 ) -> Case:
-    """``database`` makes a fresh database per repetition and returns its URL: the
-    run keeps its state there (RUNBOOK_STATE_URL) instead of in its state dir."""
+    """``runbook run``; ``count_steps`` adds ``steps`` and ``failed_steps`` (read from
+    the run's audit log) to each sample's figures. ``database`` makes a fresh
+    database per repetition and returns its URL: the run keeps its state there
+    (RUNBOOK_STATE_URL) instead of in its state dir."""
     extra: tuple[str, ...] = ()
     if inventory is not None:
         extra += ("-i", str(inventory))
@@ -93,10 +98,28 @@ def run_case(
         if database is not None:
             env["RUNBOOK_STATE_URL"] = database()
         return Command(
-            argv=(*argv, "-q", *extra), env=env, capture_stdout=capture_stdout
+            argv=(*argv, "-q", *extra),
+            env=env,
+            capture_stdout=capture_stdout,
+            collect=step_counts if count_steps else None,
         )
 
     return Case(tool="runbook", label=label, units=units, make=make, warmup=make)
+
+
+def step_counts(run_dir: Path) -> dict[str, float]:
+    """Steps finished and steps failed (failed or unknown) in the run's audit log."""
+    finished = failed = 0
+    try:
+        text = (run_dir / "state" / "audit.jsonl").read_text()
+    except OSError:
+        return {}
+    for line in text.splitlines():
+        record = json.loads(line) if line.strip() else {}
+        if record.get("event") == "step.finished":
+            finished += 1
+            failed += record.get("status") in ("failed", "unknown")
+    return {"steps": finished, "failed_steps": failed}
 
 
 def version_case() -> Case:

@@ -5,12 +5,13 @@
 
 A deploy root holds:
 
-    releases/<version>/   unpacked release artefacts (see `unpack`)
+    releases/<version>/   unpacked release artefacts (see `unpack`; build.py makes them)
     current -> releases/<version>   switched atomically (see `switch`)
     run/service.pid, run/service.port, run/service.version
-    log/service.log       stdout+stderr of the service, appended
+    log/service.log       stdout+stderr of the service, appended: JSON lines
     backups/app-<UTC timestamp>.db
     state/last_good       the version recorded by `mark-good`
+    state/dev_jwt_fingerprints   SHA-256 of every JWT secret a development start used
 
 Every command prints one result line on stdout (the last line is the answer) and
 errors on stderr. Exit codes: 0 done, 1 failed, 2 bad usage, 3 not running
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -29,6 +31,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import urllib.error
@@ -95,6 +98,10 @@ class Layout:
     def last_good_file(self) -> Path:
         return self.root / "state" / "last_good"
 
+    @property
+    def dev_fingerprints_file(self) -> Path:
+        return self.root / "state" / "dev_jwt_fingerprints"
+
     def release(self, version: str) -> Path:
         if not _VERSION_RE.match(version) or ".." in version:
             raise CtlError(f"invalid version {version!r}", EXIT_USAGE)
@@ -146,26 +153,76 @@ def current_version(layout: Layout) -> str | None:
         return None
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def expected_sha256(args: argparse.Namespace) -> str:
+    """The checksum the archive must have: --sha256, or its line in --sums."""
+    if args.sha256:
+        return str(args.sha256).lower()
+    name = Path(args.archive).name
+    try:
+        lines = Path(args.sums).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise CtlError(f"cannot read {args.sums}: {exc.strerror}") from exc
+    for line in lines:
+        digest, _, listed = line.partition("  ")
+        if listed.lstrip("*") == name:
+            return digest.lower()
+    raise CtlError(f"{args.sums} has no checksum for {name}")
+
+
+def _extract(archive: Path, version: str, staging: Path) -> Path:
+    """Unpack into staging (tarfile's 'data' filter: no links out, no devices)."""
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            names = tar.getnames()
+            if not names or any(n.split("/")[0] != version for n in names):
+                raise CtlError(f"{archive} does not hold one directory {version}/")
+            tar.extractall(staging, filter="data")
+    except (tarfile.TarError, OSError) as exc:
+        raise CtlError(f"cannot unpack {archive}: {exc}") from exc
+    tree = staging / version
+    version_file = tree / "VERSION"
+    declared = (
+        version_file.read_text(encoding="utf-8").strip()
+        if version_file.is_file()
+        else None
+    )
+    if declared != version:
+        raise CtlError(f"{archive}: VERSION says {declared!r}, not {version!r}")
+    return tree
+
+
 def cmd_unpack(layout: Layout, args: argparse.Namespace) -> int:
-    source = Path(args.source) / args.version
     target = layout.release(args.version)
-    if not (source / "VERSION").is_file():
-        raise CtlError(f"no release {args.version} in {args.source}")
-    declared = (source / "VERSION").read_text(encoding="utf-8").strip()
-    if declared != args.version:
-        raise CtlError(f"{source}/VERSION says {declared!r}, not {args.version!r}")
+    archive = Path(args.archive)
+    if not archive.is_file():
+        raise CtlError(f"no release artefact {archive}")
+    expected = expected_sha256(args)
+    actual = file_sha256(archive)
+    if actual != expected:
+        raise CtlError(
+            f"checksum mismatch for {archive}: expected {expected}, got {actual}"
+        )
     if target.exists() and not args.force:
         raise CtlError(f"{target} already exists (use --force to replace it)")
     if target.exists() and current_version(layout) == args.version:
         raise CtlError(f"{args.version} is the current release; switch away first")
     layout.releases.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{args.version}-", dir=layout.releases))
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(source, staging / "tree", ignore=ignore)
-    if target.exists():
-        shutil.rmtree(target)
-    (staging / "tree").rename(target)
-    staging.rmdir()
+    try:
+        tree = _extract(archive, args.version, staging)
+        if target.exists():
+            shutil.rmtree(target)
+        tree.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     print(target)
     return 0
 
@@ -325,9 +382,11 @@ def wait_healthy(
 def _spawn(layout: Layout, release_dir: Path, host: str, port: int) -> int:
     layout.log_file.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PORT": str(port), "HOST": host, "PYTHONUNBUFFERED": "1"}
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    marker = {"ts": stamp, "level": "info", "msg": "servicectl start"}
+    marker.update(version=release_dir.name, port=port)
     with open(layout.log_file, "a", encoding="utf-8") as log:
-        log.write(f"--- servicectl start {release_dir.name} port {port} at {stamp}\n")
+        log.write(json.dumps(marker, separators=(",", ":")) + "\n")
         log.flush()
         process = subprocess.Popen(
             [sys.executable, str(release_dir / "app" / "server.py")],
@@ -346,6 +405,25 @@ def _spawn(layout: Layout, release_dir: Path, host: str, port: int) -> int:
     return process.pid
 
 
+def record_dev_fingerprints(layout: Layout, env: dict[str, str]) -> None:
+    """In development, remember the SHA-256 of every JWT secret the service is given
+    (never the secret), so a production preflight can refuse one used here."""
+    if (env.get("APP_ENV") or "development").strip() != "development":
+        return
+    given = [env.get("JWT_SECRET", ""), *env.get("JWT_PREVIOUS_SECRETS", "").split(",")]
+    prints = {
+        hashlib.sha256(s.strip().encode()).hexdigest() for s in given if s.strip()
+    }
+    path = layout.dev_fingerprints_file
+    known = set((_read_text(path) or "").split())
+    new = sorted(prints - known)
+    if new:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as handle:
+            handle.write("".join(f"{digest}\n" for digest in new))
+
+
 def start(layout: Layout, port: int, host: str, timeout: float) -> str:
     pid = running_pid(layout)
     if pid is not None:
@@ -354,6 +432,7 @@ def start(layout: Layout, port: int, host: str, timeout: float) -> str:
         raise CtlError(f"no current release in {layout.root} (run switch first)")
     release_dir = layout.current.resolve()
     version = (release_dir / "VERSION").read_text(encoding="utf-8").strip()
+    record_dev_fingerprints(layout, dict(os.environ))
     pid = _spawn(layout, release_dir, host, port)
     url = f"http://{_probe_host(host)}:{port}/health"
     try:
@@ -474,7 +553,7 @@ def cmd_backup_db(layout: Layout, args: argparse.Namespace) -> int:
 # -- command line -------------------------------------------------------------
 
 COMMANDS: dict[str, tuple[str, Callable[[Layout, argparse.Namespace], int]]] = {
-    "unpack": ("copy a release into ROOT/releases/VERSION", cmd_unpack),
+    "unpack": ("verify and unpack a release artefact", cmd_unpack),
     "remove": ("delete an unpacked release (never the current one)", cmd_remove),
     "list": ("list unpacked releases, oldest first", cmd_list),
     "switch": ("point ROOT/current at a release; prints the previous", cmd_switch),
@@ -497,7 +576,10 @@ def _add_arguments(name: str, sub: argparse.ArgumentParser) -> None:
     if name in ("unpack", "remove", "switch", "mark-good"):
         sub.add_argument("version")
     if name == "unpack":
-        sub.add_argument("--from", dest="source", required=True, help="releases dir")
+        sub.add_argument("--archive", required=True, help="example-service-V.tar.gz")
+        expected = sub.add_mutually_exclusive_group(required=True)
+        expected.add_argument("--sha256", help="the archive's expected SHA-256 (hex)")
+        expected.add_argument("--sums", help="a SHA256SUMS file listing the archive")
         sub.add_argument("--force", action="store_true", help="replace if present")
     if name in ("start", "restart", "wait-healthy"):
         sub.add_argument("--port", type=int, help="default: the remembered port")

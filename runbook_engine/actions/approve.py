@@ -20,7 +20,7 @@ def run(action: Action, env: ActionEnv) -> Outcome:
     message = env.renderer.text(action.message, "approve")
     confirm = None
     if action.confirm is not None:
-        confirm = str(env.renderer.value(action.confirm, "approve.confirm"))
+        confirm = env.renderer.text_of(action.confirm, "approve.confirm")
     approved, how = env.approver.ask(
         env.step, env.host, message, confirm, action.timeout, env.cancel
     )

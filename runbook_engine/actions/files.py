@@ -1,5 +1,7 @@
 """``copy:`` a local file and ``template:`` a rendered one to the host, atomically
 (temp file beside ``dest``, then rename). ``changed`` only when content or mode differ.
+The outcome's ``transfer`` says how the file travelled (``sftp``, ``exec`` or
+``local``); the step message says it too, which the console shows with ``-v``.
 """
 
 from __future__ import annotations
@@ -34,27 +36,44 @@ def run(action: Action, env: ActionEnv) -> Outcome:
         data = env.renderer.text(text, f"{action.kind} {src.name}").encode("utf-8")
     mode = None if action.mode is None else int(action.mode, 8)
     env.announce(display)
+    method: str | None = None
     try:
-        env.transport.connect()
-        changed = env.transport.write_file(dest, data, mode)
-    except ConnectionLostError as exc:
+        files = env.transport.file_transfer()
+        method = files.method
+        result = files.write_file(dest, data, mode)
+    except (TransportError, OSError) as exc:
+        return _failure(exc, dest, display, method)
+    done = "written" if result.changed else "already up to date"
+    return Outcome(
+        status=Status.CHANGED if result.changed else Status.OK,
+        command=display,
+        message=f"{done} (transfer: {result.method})",
+        transfer=result.method,
+    )
+
+
+def _failure(
+    exc: TransportError | OSError, dest: str, display: str, method: str | None
+) -> Outcome:
+    if isinstance(exc, ConnectionLostError):
         return Outcome(
             status=Status.UNKNOWN,
             message=f"outcome unknown: {exc}",
             command=display,
             connection_lost=True,
+            transfer=method,
         )
-    except TransportError as exc:
+    if isinstance(exc, TransportError):
         return Outcome(
             status=Status.FAILED,
             message=str(exc),
             command=display,
             retryable=exc.retryable,
+            transfer=method,
         )
-    except OSError as exc:
-        return Outcome(
-            status=Status.FAILED,
-            message=f"cannot write {dest}: {exc.strerror or exc}",
-            command=display,
-        )
-    return Outcome(status=Status.CHANGED if changed else Status.OK, command=display)
+    return Outcome(
+        status=Status.FAILED,
+        message=f"cannot write {dest}: {exc.strerror or exc}",
+        command=display,
+        transfer=method,
+    )

@@ -24,7 +24,7 @@ def run(action: Action, env: ActionEnv) -> Outcome:
     assert isinstance(action, HttpAction)
     url = env.renderer.text(action.url, "http.url")
     headers = {
-        k: str(env.renderer.value(v, f"http.headers.{k}"))
+        k: env.renderer.text_of(v, f"http.headers.{k}")
         for k, v in action.headers.items()
     }
     data: bytes | None = None

@@ -28,3 +28,4 @@ class Outcome:
     retryable: bool = True
     timed_out: bool = False
     interrupted: bool = False
+    transfer: str | None = None  # how a file travelled: sftp | exec | local

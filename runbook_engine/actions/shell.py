@@ -29,7 +29,7 @@ def run(action: Action, env: ActionEnv) -> Outcome:
         display, size = command, len(command.encode())
     else:
         assert isinstance(action, ArgvAction)
-        argv = tuple(str(env.renderer.value(a, "argv")) for a in action.argv)
+        argv = tuple(env.renderer.text_of(a, "argv") for a in action.argv)
         request = ExecRequest(argv=argv, env=env.env, cwd=env.cwd, timeout=env.timeout)
         display, size = shlex.join(argv), max(len(a.encode()) for a in argv)
     if size > MAX_COMMAND_BYTES:
@@ -70,8 +70,13 @@ def execute(request: ExecRequest, display: str, env: ActionEnv) -> Outcome:
         status, message = Status.FAILED, _timed_out(request.timeout)
     elif rc == 0:
         status, message = Status.CHANGED, None
-    elif rc is not None and rc < 0:  # killed by a signal, not by us
-        status, message, rc = Status.FAILED, _killed(-rc), None
+    elif result.signal is not None:  # killed by a signal, not by us
+        status, message, rc = Status.FAILED, _killed(result.signal), None
+    elif rc == -1:
+        status, message = (
+            Status.FAILED,
+            "the server closed the session without an exit status",
+        )
     else:
         status, message = Status.FAILED, _exit_code(rc)
     return Outcome(

@@ -55,9 +55,8 @@ def validate(
     from ..diagnostics import format_github, format_json, format_text
     from ..spec import checking
 
-    files = checking.expand_paths(paths)
-    diagnostics, counted = checking.check_files(
-        files, strict=strict, inventory=inventory
+    diagnostics, counted = checking.check_paths(
+        paths, strict=strict, inventory=inventory
     )
     formatter = {"text": format_text, "json": format_json, "github": format_github}[fmt]
     if diagnostics or fmt == "json":

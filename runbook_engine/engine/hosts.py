@@ -40,6 +40,7 @@ class HostState:
     started: bool = False
     _views: dict[str, dict[str, Any]] = field(default_factory=dict)
     _vars: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _rendered: set[str] = field(default_factory=set)  # scopes whose vars: are done
     _params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
@@ -107,8 +108,12 @@ class ContextBuilder:
 
     def context(self, host: HostState, scope: Scope) -> dict[str, Any]:
         base = self._base(host, scope)
-        if scope.prefix not in host._vars:
-            host._vars[scope.prefix] = self._render_vars(scope, base)
+        if scope.prefix not in host._rendered:
+            # the runbook's vars: once per host and scope; what `set:` steps gave
+            # before (a resumed run, a run_once copy) wins over them
+            declared = self._render_vars(scope, base)
+            host._vars[scope.prefix] = {**declared, **host._vars.get(scope.prefix, {})}
+            host._rendered.add(scope.prefix)
         base["vars"] = host._vars[scope.prefix]
         return base
 

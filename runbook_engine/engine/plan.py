@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     Probe = Callable[[Step, list[HostState]], list[StepResult]]
 
 
-class Unresolved:
+class Unresolved(render.Placeholder):
     """Stands for a step result that is unknown at plan time."""
 
     def __init__(self, path: str) -> None:

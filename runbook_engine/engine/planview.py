@@ -42,9 +42,14 @@ def format_plan(prepared: Any, planned: list[PlannedStep], fmt: str) -> str:
     return "\n".join(lines)
 
 
+# characters Markdown would read as emphasis, code, links or escapes even between
+# <code> tags (raw HTML does not stop inline parsing): written as entities
+_MARKUP = str.maketrans({c: f"&#{ord(c)};" for c in "\\`*_[]~!|"})
+
+
 def _cell(text: str) -> str:
-    """Text for a Markdown table cell (escaped, one line)."""
-    return html.escape(text).replace("|", "&#124;").replace("\n", "<br>")
+    """Text for a Markdown table cell: shown as written, on one table row."""
+    return html.escape(text).translate(_MARKUP).replace("\n", "<br>")
 
 
 def _code(text: str) -> str:

@@ -176,7 +176,7 @@ class Stepper:
         label: str,
     ) -> Outcome:
         renderer = render.Renderer(context, _where(step))
-        rendered_env = {k: str(renderer.value(v, f"env.{k}")) for k, v in env.items()}
+        rendered_env = {k: renderer.text_of(v, f"env.{k}") for k, v in env.items()}
         rendered_cwd = None if cwd is None else renderer.text(cwd, "cwd")
         action_env = ActionEnv(
             step=step,
@@ -312,4 +312,5 @@ def _result_of(step: Step, host: str, outcome: Outcome) -> StepResult:
         command=outcome.command,
         set_vars=dict(outcome.set_vars),
         interrupted=outcome.interrupted,
+        transfer=outcome.transfer,
     )

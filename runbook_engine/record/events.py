@@ -127,6 +127,7 @@ class StepFinished(Event):
     started_at: float = 0.0
     http_status: int | None = None
     set_vars: Mapping[str, Any] = field(default_factory=dict)
+    transfer: str | None = None  # copy/template: how the file travelled
 
     @classmethod
     def of(cls, result: StepResult) -> StepFinished:

@@ -1,13 +1,6 @@
 """One run as a report: the model every report format (json, junit, markdown, html)
-renders, built from the run's ordered event records.
-
-Records come either from a live run (``{"event": name, **event.record()}``) or from
-the audit log (the same fields plus ``ts``, ``run_id``, ``seq``, ``prev_hash`` and
-maybe ``hmac``). The builder tolerates both, and a list cut short by a crash: a step
-that started and never finished is ``unfinished``. Times on the timeline are
-milliseconds since the run started, taken from ``started_at`` (epoch seconds) and
-``duration_ms`` of ``step.finished`` / ``undo.finished``, or from ``ts`` when a
-record has no ``started_at``. Everything in the records is already masked.
+renders. Times on its timeline are milliseconds since the run started; everything in
+it is already masked.
 
 Knows nothing about output formats, nor about records (``report_build`` turns a
 run's records into this model). The rows it shares with the engine (``CheckRow``,

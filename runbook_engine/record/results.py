@@ -43,6 +43,7 @@ class StepResult:
     set_vars: Mapping[str, Any] = field(default_factory=dict)
     interrupted: bool = False
     ran_on: str | None = None  # for run_once copies: the host that really ran it
+    transfer: str | None = None  # copy/template: how the file travelled
 
     @property
     def ok(self) -> bool:
@@ -89,6 +90,7 @@ class StepResult:
             "started_at": self.started_at,
             "http_status": self.http_status,
             "set_vars": dict(self.set_vars),
+            "transfer": self.transfer,
         }
 
     @classmethod
@@ -113,6 +115,7 @@ class StepResult:
             started_at=_number(record.get("started_at")),
             duration=_number(record.get("duration_ms")) / 1000,
             set_vars=dict(record.get("set_vars") or {}),
+            transfer=_optional_text(record.get("transfer")),
         )
 
 

@@ -15,7 +15,7 @@ from ..diagnostics import Diagnostic
 from ..errors import InputError
 from ..secrets import SecretSource
 from ..units import parse_duration
-from .loader import Document, load_yaml
+from .loader import Document, read_yaml
 from .model import (
     DEFAULT_TIMEOUT,
     IncludeAction,
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 # phases of an included runbook that are expanded in place of the include step
 _INCLUDED_PHASES = ("preconditions", "steps")
 _MAX_INCLUDE_DEPTH = 8
+_SHAPE = "a runbook is a mapping with version, name and steps"
 
 
 def load_runbook(path: str | Path) -> Runbook:
@@ -65,26 +66,42 @@ class _Builder:
         self.secret_origin: dict[str, str] = {}
         self.includes: list[str] = []
 
-    def _load(self, path: Path, doc: Document | None = None) -> Document | None:
+    def _load(
+        self, path: Path, stack: tuple[Path, ...], doc: Document | None = None
+    ) -> Document | None:
+        """Read and check one file; the document when it is sound enough to build.
+        Every check runs on what is sound: a schema problem does not hide the
+        semantic ones, and the includes of a broken file are still checked."""
         try:
-            doc = doc or load_yaml(path)
+            doc = doc or read_yaml(path, shape=_SHAPE)
         except InputError as exc:
             self.diagnostics.extend(
                 exc.diagnostics or [Diagnostic(str(path), 1, 1, str(exc))]
             )
             return None
-        problems = validate_document(doc, "runbook")
+        problems = _merge(list(doc.problems), validate_document(doc, "runbook"))
+        semantic = check_document(doc.data, doc.positions, doc.text)
+        found = _merge(problems, semantic)
+        self.diagnostics.extend(sorted(found, key=lambda d: (d.line, d.col)))
         if problems:
-            self.diagnostics.extend(problems)
+            self._check_includes_only(doc, stack)
             return None
-        # semantic problems do not stop the build: includes are still checked
-        self.diagnostics.extend(check_document(doc.data, doc.positions, doc.text))
         return doc
+
+    def _check_includes_only(self, doc: Document, stack: tuple[Path, ...]) -> None:
+        """The files a broken runbook includes, checked on their own."""
+        for phase in Phase:
+            steps = doc.data.get(phase.value)
+            for index, raw in enumerate(steps if isinstance(steps, list) else []):
+                if isinstance(raw, dict) and isinstance(raw.get("include"), str):
+                    target = self._include_target(doc, phase, index, raw, stack)
+                    if target is not None:
+                        self._load(target, (*stack, target))
 
     def build_root(
         self, path: Path, preloaded: Document | None = None
     ) -> Runbook | None:
-        doc = self._load(path, preloaded)
+        doc = self._load(path, (path.resolve(),), preloaded)
         if doc is None:
             return None
         data = doc.data
@@ -140,23 +157,10 @@ class _Builder:
     ) -> list[Step] | None:
         action = parse_action(raw)
         assert isinstance(action, IncludeAction)
-        target = (Path(doc.path).parent / action.path).resolve()
-        pos = doc.positions.value((phase.value, index, "include"))
-        where = f"step {raw['id']!r}"
-        if not target.is_file():
-            self.diagnostics.append(
-                Diagnostic.at(
-                    pos, f"{where}: included file {action.path!r} does not exist"
-                )
-            )
+        target = self._include_target(doc, phase, index, raw, stack)
+        if target is None:
             return None
-        if target in stack or len(stack) >= _MAX_INCLUDE_DEPTH:
-            chain = " -> ".join(p.name for p in (*stack, target))
-            self.diagnostics.append(
-                Diagnostic.at(pos, f"{where}: include cycle: {chain}")
-            )
-            return None
-        child = self._load(target)
+        child = self._load(target, (*stack, target))
         if child is None:
             return None
         self.includes.append(str(target))
@@ -175,6 +179,33 @@ class _Builder:
             for name in _INCLUDED_PHASES
             for step in phases[Phase(name)]
         ]
+
+    def _include_target(
+        self,
+        doc: Document,
+        phase: Phase,
+        index: int,
+        raw: Mapping[str, Any],
+        stack: tuple[Path, ...],
+    ) -> Path | None:
+        """The included file, or None (and a diagnostic) when it is missing or
+        would make a cycle."""
+        written = str(raw["include"])
+        target: Path = (Path(doc.path).parent / written).resolve()
+        pos = doc.positions.value((phase.value, index, "include"))
+        where = f"step {raw.get('id')!r}"
+        if not target.is_file():
+            self.diagnostics.append(
+                Diagnostic.at(pos, f"{where}: included file {written!r} does not exist")
+            )
+            return None
+        if target in stack or len(stack) >= _MAX_INCLUDE_DEPTH:
+            chain = " -> ".join(p.name for p in (*stack, target))
+            self.diagnostics.append(
+                Diagnostic.at(pos, f"{where}: include cycle: {chain}")
+            )
+            return None
+        return target
 
     def _check_with(
         self,
@@ -284,3 +315,12 @@ def _condition(value: str | bool | None) -> str | None:
 
 def _replace_phase(step: Step, phase: Phase) -> Step:
     return replace(step, phase=phase)
+
+
+def _merge(first: list[Diagnostic], later: list[Diagnostic]) -> list[Diagnostic]:
+    """``first`` and the diagnostics of ``later`` at places ``first`` does not
+    already explain (one message per place: a key the loader dropped is not also
+    "unknown"), without repeats."""
+    taken = {(d.line, d.col) for d in first}
+    kept = [d for d in later if (d.line, d.col) not in taken]
+    return list(dict.fromkeys([*first, *kept]))

@@ -1,47 +1,39 @@
 """Read YAML safely and keep line:col for every key and value.
 
-This is the only module that imports ``yaml``. It turns a file into a
-:class:`Document`: plain Python data (dicts with string keys, lists, str, int,
-float, bool, None, dates) plus a :class:`PositionMap` that answers "where is
-this key / value?" for any path such as ``("steps", 3, "retries")``.
+Turns a file into a :class:`Document`: plain Python data (dicts with string keys,
+lists, str, int, float, bool, None, dates) plus a :class:`PositionMap` that answers
+"where is this key / value?" for any path such as ``("steps", 3, "retries")``.
 
-It refuses, with one :class:`~runbook_engine.errors.InputError` listing every
-problem it found: syntax errors, duplicate keys, non-string keys, merge keys,
-unsupported tags, alias expansion beyond a bound (billion laughs), nesting
-deeper than :data:`MAX_DEPTH` and a top level that is not a mapping.
+Two ways in:
 
-It knows nothing about the runbook format: that is ``spec/schema.py``.
+- :func:`read_yaml` keeps going past problems that concern one value (a duplicate
+  key, a key YAML did not read as a string, a merge key, an unsupported tag): the
+  value is dropped and the problem is in :attr:`Document.problems`, so the schema
+  and the semantic checks still see the rest of the file and every mistake is
+  reported in one pass. It raises only when the file cannot be used at all.
+- :func:`load_yaml` raises on any problem (for params files and callers that want
+  all or nothing).
 
-Design: libyaml (when present) only *parses*; we build the data from its event
-stream with an explicit stack, never with PyYAML's recursive composer, so a
-hostile file can neither blow the C stack nor expand aliases without bound.
+Both refuse, with one :class:`~runbook_engine.errors.InputError` listing every
+problem found: an unreadable file, syntax errors, aliases expanding beyond a bound
+(billion laughs), nesting deeper than :data:`MAX_DEPTH`, more than one document, an
+empty file and a top level that is not a mapping.
+
+Reading the YAML itself is ``spec/reader.py`` (the module that imports ``yaml``);
+the words for what YAML 1.1 made of a value are ``spec/explain.py``. This module
+knows nothing about the runbook format: that is ``spec/schema.py``.
 """
 
 from __future__ import annotations
 
-import datetime
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Protocol
-
-import yaml
-from yaml.constructor import SafeConstructor
-from yaml.events import (
-    AliasEvent,
-    DocumentStartEvent,
-    Event,
-    MappingEndEvent,
-    MappingStartEvent,
-    ScalarEvent,
-    SequenceEndEvent,
-    SequenceStartEvent,
-    StreamEndEvent,
-)
-from yaml.nodes import ScalarNode
+from typing import Any
 
 from ..diagnostics import Diagnostic, Position
 from ..errors import InputError
+from .explain import describe_value, explain_plain_scalar, reading
+from .reader import MAX_ALIAS_NODES, MAX_DEPTH, MAX_NODES, Mark, NodePath, build
 
 __all__ = [
     "MAX_ALIAS_NODES",
@@ -50,37 +42,12 @@ __all__ = [
     "Document",
     "NodePath",
     "PositionMap",
+    "describe_value",
     "explain_plain_scalar",
     "load_mapping_file",
     "load_yaml",
+    "read_yaml",
 ]
-
-MAX_DEPTH: Final = 64
-"""Deepest nesting of mappings and lists accepted (a runbook needs about 6)."""
-MAX_NODES: Final = 1_000_000
-"""Most keys and values a document may hold, aliases expanded."""
-MAX_ALIAS_NODES: Final = 10_000
-"""Most nodes that aliases (``*name``) may produce in one document."""
-
-NodePath = tuple[str | int, ...]
-
-
-class _Mark(Protocol):
-    """Where a node starts, 0-based (a libyaml or PyYAML mark; converted lazily)."""
-
-    @property
-    def line(self) -> int: ...
-    @property
-    def column(self) -> int: ...
-
-
-_TAG: Final = "tag:yaml.org,2002:"
-_STR: Final = _TAG + "str"
-_INT: Final = _TAG + "int"
-_SCALAR_TAGS: Final = frozenset(
-    _TAG + name for name in ("int", "float", "bool", "null", "timestamp")
-)
-_COLLECTION_TAGS: Final = frozenset({_TAG + "seq", _TAG + "map"})
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -92,8 +59,8 @@ class PositionMap:
     """
 
     file: str
-    keys: dict[NodePath, _Mark] = field(repr=False)
-    values: dict[NodePath, _Mark] = field(repr=False)
+    keys: dict[NodePath, Mark] = field(repr=False)
+    values: dict[NodePath, Mark] = field(repr=False)
     sources: dict[NodePath, str] = field(repr=False)
 
     def key(self, path: NodePath) -> Position:
@@ -113,7 +80,7 @@ class PositionMap:
                 return self._position(mark)
             path = path[:-1]
 
-    def _position(self, mark: _Mark | None) -> Position:
+    def _position(self, mark: Mark | None) -> Position:
         if mark is None:
             return Position(self.file, 1, 1)
         return Position(self.file, mark.line + 1, mark.column + 1)
@@ -127,97 +94,55 @@ class PositionMap:
 
 @dataclass(frozen=True, slots=True)
 class Document:
-    """A loaded YAML file: its data, where everything is, and its text."""
+    """A loaded YAML file: its data, where everything is, its text, and the
+    problems :func:`read_yaml` went past (always empty from :func:`load_yaml`)."""
 
     path: str
     data: Any
     positions: PositionMap
     text: str
+    problems: tuple[Diagnostic, ...] = ()
+
+
+def read_yaml(
+    path: str | Path, text: str | None = None, *, shape: str = ""
+) -> Document:
+    """Load one YAML document whose top level is a mapping, going past problems
+    that concern one value (see the module docstring).
+
+    ``text``, when given, is used instead of reading ``path`` (which then only
+    names the file in diagnostics). ``shape`` says what the file should hold, for
+    the message about an empty file or a top level that is not a mapping ("a
+    runbook needs version, name and steps"). Raises InputError listing every
+    problem when the file cannot be used at all.
+    """
+    name = str(path)
+    return _load(name, _read_text(name) if text is None else text, False, shape)
 
 
 def load_yaml(path: str | Path, text: str | None = None) -> Document:
-    """Load one YAML document whose top level is a mapping.
-
-    ``text``, when given, is used instead of reading ``path`` (which then only
-    names the file in diagnostics). Raises InputError listing every problem.
-    """
-    name = str(path)
-    if text is None:
-        text = _read_text(name)
-    return _load(name, text, _Loader)
+    """Like :func:`read_yaml`, but any problem raises InputError."""
+    return _strict(read_yaml(path, text))
 
 
 def load_mapping_file(path: str | Path) -> Document:
     """Load a ``--params-file``: a YAML or JSON mapping, with the same safety
     rules as runbooks. In ``.json`` files ``1e3`` is a number, as JSON says."""
     name = str(path)
-    loader = _JSONLoader if name.lower().endswith(".json") else _Loader
-    return _load(name, _read_text(name), loader)
+    json = name.lower().endswith(".json")
+    return _strict(_load(name, _read_text(name), json, ""))
 
 
-def explain_plain_scalar(text: str, value: object) -> str:
-    """Say how YAML 1.1 read an unquoted scalar and how to keep it a string:
-    ``YAML read the unquoted 0755 as the number 493; write '0755' in quotes``."""
-    if not text.strip():
-        return "the value is empty"
-    quoted = "'" + text.replace("'", "''") + "'"
-    return (
-        f"YAML read the unquoted {text} as {_reading(value)}; write {quoted} in quotes"
-    )
+def _strict(doc: Document) -> Document:
+    if doc.problems:
+        _raise(doc.path, list(doc.problems))
+    return doc
 
 
-def describe_value(value: object) -> str:
-    """ "the number 493", "the string 'x'", "a list": a value as messages name it."""
-    if isinstance(value, str):
-        return f"the string {value!r}"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return _reading(value)
-
-
-def _reading(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"the boolean {str(value).lower()}"
-    if isinstance(value, int | float):
-        return f"the number {value!r}"
-    if isinstance(value, datetime.datetime):
-        return f"the timestamp {value.isoformat()}"
-    if isinstance(value, datetime.date):
-        return f"the date {value.isoformat()}"
-    return f"a {type(value).__name__}"
-
-
-# --------------------------------------------------------------------------- #
-# reading and parsing
-
-
-if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-
-    _SafeLoader = yaml.SafeLoader
-else:
-    # libyaml parses ~10x faster; positions are the same (we only use events)
-    _SafeLoader = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
-
-
-class _Loader(_SafeLoader):
-    """PyYAML's safe loader, used only for its parser (events), its YAML 1.1
-    resolver and its scalar constructors; never for its composer."""
-
-
-class _JSONLoader(_Loader):
-    """Reads JSON numbers with an exponent but no dot (``1e3``) as numbers."""
-
-
-_JSONLoader.add_implicit_resolver(
-    _TAG + "float",
-    re.compile(r"^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?[eE][-+]?[0-9]+$"),
-    list("-0123456789"),
-)
+def _raise(name: str, diagnostics: list[Diagnostic]) -> None:
+    count = len(diagnostics)
+    noun = "problem" if count == 1 else "problems"
+    raise InputError(f"{name}: {count} YAML {noun}", diagnostics)
 
 
 def _read_text(name: str) -> str:
@@ -239,356 +164,33 @@ def _read_text(name: str) -> str:
         ) from exc
 
 
-def _load(name: str, text: str, loader_class: type[_Loader]) -> Document:
-    builder = _Builder(name, text, loader_class(text))
-    try:
-        data = builder.build()
-    finally:
-        builder.loader.dispose()
-    diagnostics = builder.diagnostics
-    if not diagnostics and not isinstance(data, dict):
-        diagnostics.append(_top_level_problem(name, data, builder.values.get(())))
-    if diagnostics:
-        # an alias replays its anchor's problems at the same place: report once
-        diagnostics = sorted(set(diagnostics), key=lambda d: (d.line, d.col, d.message))
-        count = len(diagnostics)
-        noun = "problem" if count == 1 else "problems"
-        raise InputError(f"{name}: {count} YAML {noun}", diagnostics)
-    positions = PositionMap(name, builder.keys, builder.values, builder.sources)
-    return Document(name, data, positions, text)
+def _load(name: str, text: str, json: bool, shape: str) -> Document:
+    built = build(name, text, json=json)
+    problems = list(built.problems)
+    if built.fatal:
+        _raise(name, problems)
+    if not isinstance(built.data, dict):
+        problems.append(
+            _top_level_problem(name, built.data, built.values.get(()), shape)
+        )
+        _raise(name, problems)
+    positions = PositionMap(name, built.keys, built.values, built.sources)
+    return Document(name, built.data, positions, text, tuple(problems))
 
 
-def _top_level_problem(name: str, data: object, where: _Mark | None) -> Diagnostic:
+def _top_level_problem(
+    name: str, data: object, where: Mark | None, shape: str
+) -> Diagnostic:
     line, col = (where.line + 1, where.column + 1) if where else (1, 1)
+    hint = f": {shape}" if shape else ""
     if data is None:
-        found = "nothing (the file is empty)"
-    elif isinstance(data, list):
+        message = "the file is empty (nothing but comments and blank lines)"
+        return Diagnostic(name, 1, 1, message + hint)
+    if isinstance(data, list):
         found = "a list"
     elif isinstance(data, str):
         found = "a string"
     else:
-        found = _reading(data)
-    message = f"the top level must be a mapping (key: value), found {found}"
+        found = reading(data)
+    message = f"the top level must be a mapping (key: value), found {found}{hint}"
     return Diagnostic(name, line, col, message)
-
-
-def _syntax_diagnostic(name: str, text: str, exc: yaml.YAMLError) -> Diagnostic:
-    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
-        mark = exc.problem_mark
-        lines = text.splitlines()
-        line_text = lines[mark.line] if mark.line < len(lines) else ""
-        if line_text[mark.column : mark.column + 1] == "\t":
-            message = "a tab character here: indent YAML with spaces, not tabs"
-        else:
-            message = str(exc.problem)
-            if exc.context and exc.context_mark is not None:
-                message += f" ({exc.context} at line {exc.context_mark.line + 1})"
-            elif exc.context:
-                message += f" ({exc.context})"
-        return Diagnostic(
-            name, mark.line + 1, mark.column + 1, f"YAML syntax error: {message}"
-        )
-    position = getattr(exc, "position", 0) or 0
-    line = text.count("\n", 0, position) + 1
-    col = position - (text.rfind("\n", 0, position) + 1) + 1
-    reason = getattr(exc, "reason", None) or str(exc)
-    return Diagnostic(name, line, col, f"YAML syntax error: {reason}")
-
-
-# --------------------------------------------------------------------------- #
-# building data from events
-
-
-class _LimitError(Exception):
-    """A bound was exceeded: stop reading, the rest is not worth the risk."""
-
-    def __init__(self, message: str, mark: _Mark):
-        super().__init__(message)
-        self.line = mark.line + 1
-        self.col = mark.column + 1
-
-
-_EXPECT_KEY: Final = object()
-_DISCARD: Final = object()
-
-
-@dataclass(slots=True)
-class _Frame:
-    """An open mapping or list. ``container`` is None while discarding (the
-    value of a duplicate or invalid key): its content is dropped unread."""
-
-    container: dict[str, Any] | list[Any] | None
-    path: NodePath
-    key: object = _EXPECT_KEY
-    anchor: str | None = None
-    anchor_start: int = 0
-
-
-class _Builder:
-    """Turns the parser's event stream into data, positions and diagnostics.
-
-    Aliases are replayed from the recorded events of their anchor, so every
-    value has its own path and position, and every replayed node is counted
-    against :data:`MAX_ALIAS_NODES`.
-    """
-
-    def __init__(self, name: str, text: str, loader: _Loader):
-        self.name = name
-        self.text = text
-        self.loader = loader
-        self.keys: dict[NodePath, _Mark] = {}
-        self.values: dict[NodePath, _Mark] = {}
-        self.sources: dict[NodePath, str] = {}
-        self.diagnostics: list[Diagnostic] = []
-        self._tags: dict[str, str] = {}
-        self._recorded: list[Event] = []
-        self._anchors: dict[str, tuple[int, int]] = {}
-        self._open_anchors: dict[str, int] = {}
-        self._stack: list[_Frame] = []
-        self._replays: list[Iterator[Event]] = []
-        self._alias_sites: list[Any] = []
-        self._root: Any = None
-        self._documents = 0
-        self._nodes = 0
-        self._alias_nodes = 0
-
-    def build(self) -> Any:
-        try:
-            self._run()
-        except yaml.YAMLError as exc:
-            self.diagnostics.append(_syntax_diagnostic(self.name, self.text, exc))
-        except _LimitError as exc:
-            self.diagnostics.append(Diagnostic(self.name, exc.line, exc.col, str(exc)))
-        return self._root
-
-    def _run(self) -> None:
-        get_event: Callable[[], Any] = self.loader.get_event
-        record = self._recorded.append
-        while True:
-            if self._replays:
-                event = self._next_replayed()
-                if event is None:
-                    continue
-            else:
-                event = get_event()
-                record(event)
-            kind = type(event)
-            if kind is ScalarEvent:
-                self._on_scalar(event)
-            elif kind is MappingStartEvent or kind is SequenceStartEvent:
-                self._on_collection_start(event)
-            elif kind is MappingEndEvent or kind is SequenceEndEvent:
-                self._on_collection_end()
-            elif kind is AliasEvent:
-                self._on_alias(event)
-            elif kind is DocumentStartEvent:
-                self._on_document_start(event)
-            elif kind is StreamEndEvent:
-                return
-
-    def _next_replayed(self) -> Any:
-        try:
-            return next(self._replays[-1])
-        except StopIteration:
-            self._replays.pop()
-            self._alias_sites.pop()
-            return None
-
-    def _on_document_start(self, event: Any) -> None:
-        self._documents += 1
-        if self._documents > 1:
-            raise _LimitError(
-                "expected one YAML document, found another", event.start_mark
-            )
-
-    def _report(self, event: Any, message: str) -> None:
-        mark = event.start_mark
-        self.diagnostics.append(
-            Diagnostic(self.name, mark.line + 1, mark.column + 1, message)
-        )
-
-    # -- where a node goes -----------------------------------------------------
-
-    def _claim(self, event: Any) -> NodePath | None:
-        """The path of the slot this node fills, or None when it is dropped or
-        was a key (then handled here)."""
-        if not self._stack:
-            return ()
-        parent = self._stack[-1]
-        container = parent.container
-        if container.__class__ is list:
-            return (*parent.path, len(container))
-        if container is None:
-            return None
-        key = parent.key
-        if key is _EXPECT_KEY:
-            self._on_key(event, parent)
-            return None
-        parent.key = _EXPECT_KEY
-        if key is _DISCARD:
-            return None
-        return (*parent.path, key)  # type: ignore[arg-type]
-
-    def _put(self, path: NodePath, value: Any, event: Any) -> None:
-        self._nodes += 1
-        if self._replays or self._nodes > MAX_NODES:
-            self._check_limits(event)
-        self.values[path] = event.start_mark
-        if not self._stack:
-            self._root = value
-            return
-        container = self._stack[-1].container
-        if container.__class__ is list:
-            container.append(value)
-        else:
-            container[path[-1]] = value  # type: ignore[index]
-
-    def _check_limits(self, event: Any) -> None:
-        if self._nodes > MAX_NODES:
-            message = f"document too large: more than {MAX_NODES} values"
-            raise _LimitError(message, event.start_mark)
-        if self._replays:
-            self._alias_nodes += 1
-            if self._alias_nodes > MAX_ALIAS_NODES:
-                raise _LimitError(
-                    f"aliases expand to more than {MAX_ALIAS_NODES} values"
-                    " (an alias bomb?); write the values out",
-                    self._alias_sites[0].start_mark,
-                )
-
-    # -- event handlers ----------------------------------------------------------
-
-    def _on_scalar(self, event: Any) -> None:
-        path = self._claim(event)
-        if event.anchor is not None and not self._replays:
-            index = len(self._recorded) - 1
-            self._anchors[event.anchor] = (index, index)
-        if path is None:
-            return
-        value = self._scalar(event)
-        self._put(path, value, event)
-        if value.__class__ is not str and event.implicit[0]:
-            self.sources[path] = event.value
-
-    def _on_key(self, event: Any, parent: _Frame) -> None:
-        parent.key = _DISCARD
-        if event.__class__ is not ScalarEvent:
-            self._report(event, "keys must be strings, not a mapping or a list")
-            return
-        key = self._scalar(event)
-        plain = event.tag is None and event.implicit[0]
-        path = (*parent.path, key)
-        if key.__class__ is not str:
-            why = explain_plain_scalar(event.value, key) if plain else _reading(key)
-            self._report(event, f"keys must be strings: {why}")
-        elif path in self.keys:
-            first = self.keys[path].line + 1
-            self._report(
-                event, f"duplicate key {key!r} (first defined at line {first})"
-            )
-        elif plain and key == "<<":
-            self._report(
-                event, "merge keys ('<<') are not supported: write the keys out"
-            )
-        else:
-            parent.key = key
-            mark: Any = event.start_mark  # a libyaml Mark: not in PyYAML's stubs
-            self.keys[path] = mark
-
-    def _on_collection_start(self, event: Any) -> None:
-        is_map = type(event) is MappingStartEvent
-        path = self._claim(event)
-        self._check_tag(event, _TAG + ("map" if is_map else "seq"))
-        if len(self._stack) >= MAX_DEPTH:
-            raise _LimitError(
-                f"nested deeper than {MAX_DEPTH} levels", event.start_mark
-            )
-        container: dict[str, Any] | list[Any] | None = None
-        if path is not None:
-            container = {} if is_map else []
-            self._put(path, container, event)
-        frame = _Frame(container, path or ())
-        if event.anchor is not None and not self._replays:
-            frame.anchor = event.anchor
-            frame.anchor_start = len(self._recorded) - 1
-            self._open_anchors[event.anchor] = (
-                self._open_anchors.get(event.anchor, 0) + 1
-            )
-            self._anchors.pop(event.anchor, None)
-        self._stack.append(frame)
-
-    def _on_collection_end(self) -> None:
-        frame = self._stack.pop()
-        if frame.anchor is not None:
-            self._anchors[frame.anchor] = (frame.anchor_start, len(self._recorded) - 1)
-            self._open_anchors[frame.anchor] -= 1
-
-    def _on_alias(self, event: Any) -> None:
-        parent = self._stack[-1] if self._stack else None
-        if parent is not None and parent.container is None:
-            return
-        if parent is not None and parent.container.__class__ is dict:
-            if parent.key is _EXPECT_KEY:
-                parent.key = _DISCARD
-                self._report(event, "keys must be strings, not an alias")
-                return
-            if parent.key is _DISCARD:
-                parent.key = _EXPECT_KEY
-                return
-        self._replay(event)
-
-    def _replay(self, event: Any) -> None:
-        name = event.anchor
-        if self._open_anchors.get(name):
-            raise _LimitError(
-                f"alias *{name} refers to a node that contains it", event.start_mark
-            )
-        span = self._anchors.get(name)
-        if span is None:
-            raise _LimitError(
-                f"alias *{name} has no anchor &{name} before it", event.start_mark
-            )
-        start, end = span
-        self._replays.append(iter(self._recorded[start : end + 1]))
-        self._alias_sites.append(event)
-
-    # -- scalars -------------------------------------------------------------------
-
-    def _scalar(self, event: Any) -> Any:
-        tag = event.tag
-        if tag is None:
-            text = event.value
-            if not event.implicit[0]:
-                return text
-            tag = self._tags.get(text)
-            if tag is None:
-                tag = self._resolve(text)
-                self._tags[text] = tag
-            if tag not in _SCALAR_TAGS:  # str, and '<<' / '=' read as text
-                return text
-            if tag == _INT and text.isdecimal() and text[0] != "0":
-                return int(text)  # the common case, without PyYAML's node
-        elif tag == _STR or tag == "!":
-            return event.value
-        elif tag not in _SCALAR_TAGS:
-            self._report(event, f"unsupported tag {tag.replace(_TAG, '!!')}")
-            return event.value
-        return self._construct(event, tag)
-
-    def _resolve(self, text: str) -> str:
-        resolve: Callable[..., str] = self.loader.resolve
-        return resolve(ScalarNode, text, (True, False))
-
-    def _construct(self, event: Any, tag: str) -> Any:
-        node = ScalarNode(tag, event.value, event.start_mark, event.end_mark)
-        try:
-            return SafeConstructor.yaml_constructors[tag](self.loader, node)
-        except (ValueError, TypeError, OverflowError, yaml.YAMLError):
-            shown = tag.replace(_TAG, "!!")
-            self._report(event, f"cannot read {event.value!r} as {shown}")
-            return event.value
-
-    def _check_tag(self, event: Any, expected: str) -> None:
-        tag = event.tag
-        if tag is not None and tag != "!" and tag != expected:
-            self._report(event, f"unsupported tag {tag.replace(_TAG, '!!')}")

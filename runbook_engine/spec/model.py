@@ -204,6 +204,16 @@ DEFAULT_TIMEOUT = (
 # actions that touch a host (the others are evaluated on the control machine)
 HOST_ACTIONS = frozenset({"run", "argv", "copy", "template"})
 
+MAX_COMMAND_BYTES = 128 * 1024
+"""Linux's ``MAX_ARG_STRLEN``: the most bytes one argument of ``execve`` may take,
+its terminating NUL included. A ``run:`` command (one argument of ``sh -c``) or an
+``argv`` item must be shorter, in UTF-8; see :func:`fits_in_one_argument`."""
+
+
+def fits_in_one_argument(text: str) -> bool:
+    """Whether ``text`` can be one argument of a program (under MAX_COMMAND_BYTES)."""
+    return len(text.encode("utf-8", errors="surrogateescape")) < MAX_COMMAND_BYTES
+
 
 # -- steps -------------------------------------------------------------------------
 

@@ -1,16 +1,15 @@
-"""The packaged JSON schemas, and schema violations written for humans.
+"""The packaged JSON schemas, and checking a document against one.
 
 This is the only module that imports ``jsonschema``. It owns reading
-``runbook_engine/schemas/<name>.schema.json`` and turning every violation into a
-:class:`Diagnostic` at the offending key or value: "step 'migrate': unknown key
-'retires' (did you mean 'retries'?)", never a raw jsonschema dump. anyOf/oneOf
-noise collapses to the branch that matches the value's type.
+``runbook_engine/schemas/<name>.schema.json`` and :func:`validate_document`: every
+violation as a :class:`Diagnostic` at the offending key or value, worded by
+``spec/schema_errors.py``, plus the YAML 1.1 readings the schema cannot see (a
+date anywhere; an unquoted ``no`` / ``0644`` / ``3.10`` in free-form data).
 
 Speed: jsonschema needs ~20 ms for a 50-step runbook, too slow for
 ``runbook validate`` over a repository. So the schema is also compiled into a
-plain-Python yes/no check (:func:`_compile`, the subset of keywords our schemas
-use); jsonschema runs only when that check says no, to explain why. A test
-keeps the two in agreement.
+plain-Python yes/no check (``spec/quickcheck.py``); jsonschema runs only when that
+check says no, to explain why. A test keeps the two in agreement.
 
 It knows nothing about YAML (positions come from ``spec/loader.py``) and checks
 nothing beyond the schema (unique ids, references: ``spec/validate.py``).
@@ -19,60 +18,23 @@ nothing beyond the schema (unique ids, references: ``spec/validate.py``).
 from __future__ import annotations
 
 import datetime
-import difflib
 import functools
 import json
 import re
-from collections.abc import Callable, Iterator, Sequence
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from ..diagnostics import Diagnostic
-from .loader import describe_value, explain_plain_scalar
+from .explain import explain_plain_scalar, is_lossy
+from .quickcheck import Check, compile_schema
+from .schema_errors import STEP_LISTS, Explainer, get
 
 if TYPE_CHECKING:
-    from jsonschema.exceptions import ValidationError
+    from collections.abc import Iterator
 
     from .loader import Document, NodePath
 
 __all__ = ["load_schema", "validate_document"]
-
-_STEP_LISTS: Final = frozenset(
-    {"preconditions", "steps", "verify", "rollback", "finally", "batch_gate"}
-)
-# top-level maps whose entries are named things: "param 'version': ..."
-_NAMED: Final = {
-    "params": "param",
-    "secrets": "secret",
-    "hosts": "host",
-    "groups": "group",
-}
-# what a schema ``title`` means, for pattern and "must be" messages
-_MEANINGS: Final = {
-    "duration": "a duration like 250ms, 30s, 5m or 1h, or a number of seconds",
-    "step id": "a step id: lowercase letters, digits and _, starting with a letter",
-    "runbook name": (
-        "a runbook name: lowercase letters, digits, _ and -, starting with a letter"
-        " or digit"
-    ),
-    "file mode": "an octal file mode like '0644'",
-    "lock name": (
-        "a lock name: letters, digits, '.', '_' and '-', starting with a letter"
-        " or digit"
-    ),
-    "batch size": "a number of hosts (1 or more) or a percentage like '25%'",
-    "expression": "a Jinja expression without braces, like params.env == 'prod'",
-}
-_IDENTIFIER_MEANING: Final = "letters, digits and _, not starting with a digit"
-_TYPE_NOUNS: Final = {
-    "string": "a string",
-    "integer": "an integer",
-    "number": "a number",
-    "boolean": "true or false",
-    "array": "a list",
-    "object": "a mapping",
-    "null": "null",
-}
 
 
 def load_schema(name: str) -> dict[str, Any]:
@@ -83,7 +45,7 @@ def load_schema(name: str) -> dict[str, Any]:
 
 def validate_document(doc: Document, schema_name: str) -> list[Diagnostic]:
     """Every schema violation in ``doc``, sorted by position; [] when valid."""
-    explainer = _Explainer(doc)
+    explainer = Explainer(doc, schema_name)
     found: dict[tuple[int, int, str], Diagnostic] = {}
     quick = _quick_check(schema_name)
     if quick is None or not quick(doc.data):
@@ -91,7 +53,7 @@ def validate_document(doc: Document, schema_name: str) -> list[Diagnostic]:
             for diagnostic in explainer.explain(error):
                 key = (diagnostic.line, diagnostic.col, diagnostic.message)
                 found.setdefault(key, diagnostic)
-    for diagnostic in explainer.non_json_values(found):
+    for diagnostic in _yaml11_readings(explainer, schema_name, found):
         found.setdefault(
             (diagnostic.line, diagnostic.col, diagnostic.message), diagnostic
         )
@@ -121,618 +83,53 @@ def _validator(name: str) -> Any:
 
 
 # --------------------------------------------------------------------------- #
-# explaining one error
+# YAML 1.1 readings the schema cannot see
 
 
-class _Explainer:
-    """Turns jsonschema errors about one document into Diagnostics."""
-
-    def __init__(self, doc: Document):
-        self.doc = doc
-        self.positions = doc.positions
-
-    def explain(self, error: ValidationError) -> list[Diagnostic]:
-        out: list[Diagnostic] = []
-        for leaf, title in _collapse(error, None):
-            out.extend(self._explain_leaf(leaf, title))
-        return out
-
-    def _explain_leaf(
-        self, error: ValidationError, title: str | None
-    ) -> list[Diagnostic]:
-        path: NodePath = tuple(error.absolute_path)
-        if "propertyNames" in error.relative_schema_path:
-            return [self._bad_name(error, path)]
-        handler = getattr(self, f"_on_{error.validator}", None)
-        if handler is not None:
-            result: list[Diagnostic] = handler(error, path, title)
-            return result
-        return [self._at_value(path, f"{self._subject(path)}{error.message}")]
-
-    # -- wording helpers ------------------------------------------------------
-
-    def _head(self, path: NodePath) -> tuple[str, NodePath]:
-        """("step 'migrate': ", path inside the step) for a path."""
-        data = self.doc.data
-        if len(path) >= 2 and path[0] in _STEP_LISTS and isinstance(path[1], int):
-            step = _get(data, path[:2])
-            step_id = step.get("id") if isinstance(step, dict) else None
-            if isinstance(step_id, str) and step_id:
-                return f"step {step_id!r}: ", path[2:]
-            return f"step #{path[1] + 1} in {path[0]!r}: ", path[2:]
-        section = path[0] if path else None
-        if len(path) >= 2 and isinstance(section, str) and isinstance(path[1], str):
-            label = _NAMED.get(section)
-            if label and isinstance(_get(data, path[:1]), dict):
-                return f"{label} {path[1]!r}: ", path[2:]
-        return "", path
-
-    def _subject(self, path: NodePath) -> str:
-        """ "step 'x': 'copy.mode' " -- ready to be followed by a predicate."""
-        head, inner = self._head(path)
-        return f"{head}{_field(inner)!r} " if inner else head
-
-    def _at_value(self, path: NodePath, message: str) -> Diagnostic:
-        return Diagnostic.at(self.positions.value(path), message)
-
-    def _at_key(self, path: NodePath, message: str) -> Diagnostic:
-        return Diagnostic.at(self.positions.key(path), message)
-
-    # -- one handler per jsonschema keyword -----------------------------------
-
-    def _on_type(
-        self, error: ValidationError, path: NodePath, title: str | None
-    ) -> list[Diagnostic]:
-        expected = error.validator_value
-        wanted = [expected] if isinstance(expected, str) else list(expected)
-        noun = _MEANINGS.get(title or "", title) or " or ".join(
-            _TYPE_NOUNS.get(t, t) for t in wanted
-        )
-        return [self._must_be(path, noun, error.instance, "string" in wanted)]
-
-    def _must_be(
-        self, path: NodePath, noun: str, value: object, wants_string: bool
-    ) -> Diagnostic:
-        source = self.positions.source_text(path)
-        if wants_string and source is not None:
-            detail = f": {explain_plain_scalar(source, value)}"
+def _yaml11_readings(
+    explainer: Explainer,
+    schema_name: str,
+    reported: dict[tuple[int, int, str], Diagnostic],
+) -> Iterator[Diagnostic]:
+    """YAML 1.1 readings the schema cannot see, because the place accepts any
+    value: dates and timestamps anywhere (JSON has none), and, in free-form
+    data (vars, set, with, http json), an unquoted scalar that does not read
+    back as written (``no``, ``0644``, ``3.10``). Refuse and say to quote."""
+    taken = {(line, col) for line, col, _ in reported}
+    for path, source in explainer.positions.sources.items():
+        value = get(explainer.doc.data, path)
+        if isinstance(value, datetime.date):
+            problem = _date_problem(source, value)
+        elif is_lossy(source, value) and _is_free_form(schema_name, path):
+            explained = explain_plain_scalar(source, value, typed=True)
+            problem = f"is ambiguous: {explained}"
         else:
-            detail = f", not {_kind(value)}"
-        return self._at_value(path, f"{self._subject(path)}must be {noun}{detail}")
+            continue
+        where = explainer.positions.value(path)
+        if (where.line, where.col) not in taken:
+            yield Diagnostic.at(where, f"{explainer.subject(path)}{problem}")
 
-    def _on_anyOf(
-        self, error: ValidationError, path: NodePath, title: str | None
-    ) -> list[Diagnostic]:
-        # every branch rejected the value's type: say what would be accepted
-        nouns: list[str] = []
-        for sub in error.context or []:
-            if sub.validator == "type":
-                wanted = sub.validator_value
-                for t in [wanted] if isinstance(wanted, str) else wanted:
-                    noun = _TYPE_NOUNS.get(t, t)
-                    if noun not in nouns:
-                        nouns.append(noun)
-        wants_string = "a string" in nouns
-        noun = _MEANINGS.get(title or "", title) or " or ".join(nouns)
-        return [self._must_be(path, noun, error.instance, wants_string)]
 
-    def _on_oneOf(
-        self, error: ValidationError, path: NodePath, title: str | None
-    ) -> list[Diagnostic]:
-        if not _is_exactly_one(error.validator_value):
-            return self._on_anyOf(error, path, title)
-        return self._exactly_one(error, path)
-
-    def _exactly_one(self, error: ValidationError, path: NodePath) -> list[Diagnostic]:
-        choices = [branch["required"][0] for branch in error.validator_value]
-        instance = error.instance
-        if not isinstance(instance, dict):
-            return []  # the type error says it all
-        present = [key for key in choices if key in instance]
-        if not present and _has_typo_of(instance, error.schema, choices):
-            return []  # the unknown-key diagnostic already says "did you mean"
-        if "run" in choices:
-            need = f"needs exactly one action ({', '.join(choices)})"
-        else:
-            need = f"needs exactly one of {_join(choices, 'or')}"
-        found = _join(present, "and") if present else "none"
-        message = f"{self._subject(path)}{need}, found {found}"
-        if len(present) > 1:
-            return [self._at_key((*path, present[1]), message)]
-        return [self._at_value(path, message)]
-
-    def _on_additionalProperties(
-        self, error: ValidationError, path: NodePath, title: str | None
-    ) -> list[Diagnostic]:
-        if not isinstance(error.instance, dict):
-            return []
-        known = list(error.schema.get("properties", {}))
-        head, inner = self._head(path)
-        where = f" in {_field(inner)!r}" if inner else ""
-        out = []
-        for key in error.instance:
-            if key in known or not isinstance(key, str):
-                continue
-            close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            message = f"{head}unknown key {key!r}{where}{hint}"
-            out.append(self._at_key((*path, key), message))
-        return out
-
-    def _on_required(
-        self, error: ValidationError, path: NodePath, title: str | None
-    ) -> list[Diagnostic]:
-        instance = error.instance if isinstance(error.instance, dict) else {}
-        out = []
-        for key in error.validator_value:
-            if key not in instance:
-                predicate = f"missing required key {key!r}"
-                head, inner = self._head(path)
-                if inner:
-                    predicate = f"{_field(inner)!r} is {predicate}"
-                out.append(self._at_value(path, head + predicate))
-        return out
-
-    def _on_enum(
-        self, error: ValidationError, path: NodePath, title: str | None
-    ) -> list[Diagnostic]:
-        options = [str(o) for o in error.validator_value]
-        value = error.instance
-        allowed = ", ".join(options)
-        message = f"{self._subject(path)}must be one of {allowed}; got {_show(value)}"
-        source = self.positions.source_text(path)
-        if source is not None and source in options:
-            message += f" ({explain_plain_scalar(source, value)})"
-        elif isinstance(value, str):
-            upper = [o for o in options if o.lower() == value.lower()]
-            close = upper or difflib.get_close_matches(value, options, n=1, cutoff=0.6)
-            if close:
-                message += f" (did you mean {close[0]!r}?)"
-        return [self._at_value(path, message)]
-
-    def _on_const(
-        self, error: ValidationError, path: NodePath, title: str | None
-    ) -> list[Diagnostic]:
-        want = json.dumps(error.validator_value)
-        message = f"{self._subject(path)}must be {want}, got {_show(error.instance)}"
-        return [self._at_value(path, message)]
-
-    def _on_pattern(
-        self, error: ValidationError, path: NodePath, title: str | None
-    ) -> list[Diagnostic]:
-        title = error.schema.get("title") or title
-        meaning = _MEANINGS.get(title or "") or f"text matching {error.validator_value}"
-        message = f"{self._subject(path)}must be {meaning}, got {_show(error.instance)}"
-        return [self._at_value(path, message)]
-
-    def _on_format(
-        self, error: ValidationError, path: NodePath, title: str | None
-    ) -> list[Diagnostic]:
-        try:
-            re.compile(str(error.instance))
-            reason = "not a valid regular expression"
-        except re.error as exc:
-            reason = f"not a valid regular expression ({exc})"
-        return [self._at_value(path, f"{self._subject(path)}is {reason}")]
-
-    def _on_minimum(
-        self, error: ValidationError, path: NodePath, title: str | None
-    ) -> list[Diagnostic]:
-        got = _show(error.instance)
-        message = (
-            f"{self._subject(path)}must be at least {error.validator_value}, got {got}"
+def _is_free_form(schema_name: str, path: NodePath) -> bool:
+    """Is ``path`` inside data the schema takes as it comes (any type)?"""
+    if schema_name == "inventory":
+        return path[:1] == ("vars",) or (
+            path[:1] == ("hosts",) and path[2:3] == ("vars",)
         )
-        return [self._at_value(path, message)]
-
-    def _on_maximum(
-        self, error: ValidationError, path: NodePath, title: str | None
-    ) -> list[Diagnostic]:
-        bound = error.validator_value
-        message = (
-            f"{self._subject(path)}must be at most {bound}, got {_show(error.instance)}"
-        )
-        return [self._at_value(path, message)]
-
-    def _on_minItems(
-        self, error: ValidationError, path: NodePath, title: str | None
-    ) -> list[Diagnostic]:
-        count = error.validator_value
-        need = (
-            "must not be empty" if count == 1 else f"must have at least {count} items"
-        )
-        return [self._at_value(path, f"{self._subject(path)}{need}")]
-
-    def _on_minLength(
-        self, error: ValidationError, path: NodePath, title: str | None
-    ) -> list[Diagnostic]:
-        return [self._at_value(path, f"{self._subject(path)}must not be empty")]
-
-    _on_minProperties = _on_minLength
-
-    def _on_dependentRequired(
-        self, error: ValidationError, path: NodePath, title: str | None
-    ) -> list[Diagnostic]:
-        head, _ = self._head(path)
-        out = []
-        for key, needs in error.validator_value.items():
-            missing = [n for n in needs if n not in error.instance]
-            if key in error.instance and missing:
-                needed = _join([repr(n) for n in missing], "and")
-                message = f"{head}{key!r} is only allowed together with {needed}"
-                out.append(self._at_key((*path, key), message))
-        return out
-
-    def _on_not(
-        self, error: ValidationError, path: NodePath, title: str | None
-    ) -> list[Diagnostic]:
-        keys = error.validator_value.get("required")
-        if not keys:
-            return [self._at_value(path, f"{self._subject(path)}is not allowed here")]
-        head, _ = self._head(path)
-        message = (
-            f"{head}{_join([repr(k) for k in keys], 'and')} cannot be used together"
-        )
-        return [self._at_key((*path, keys[-1]), message)]
-
-    def _bad_name(self, error: ValidationError, path: NodePath) -> Diagnostic:
-        name = error.instance
-        title = str(error.schema.get("title") or "name")
-        meaning = _MEANINGS.get(title, _IDENTIFIER_MEANING)
-        head, inner = self._head(path)
-        where = f" in {_field(inner)!r}" if inner else ""
-        message = f"{head}{name!r}{where} is not a valid {title}: use {meaning}"
-        return self._at_key((*path, name), message)
-
-    # -- values JSON cannot carry ---------------------------------------------
-
-    def non_json_values(
-        self, reported: dict[tuple[int, int, str], Diagnostic]
-    ) -> Iterator[Diagnostic]:
-        """Dates and timestamps YAML made out of unquoted text, wherever the
-        schema accepts any value (vars, set, json): refuse and say to quote."""
-        taken = {(line, col) for line, col, _ in reported}
-        for path, source in self.positions.sources.items():
-            value = _get(self.doc.data, path)
-            if not isinstance(value, datetime.date):
-                continue
-            where = self.positions.value(path)
-            if (where.line, where.col) in taken:
-                continue
-            yield Diagnostic.at(
-                where, f"{self._subject(path)}{_date_problem(source, value)}"
-            )
+    if path[:1] == ("vars",):
+        return True
+    if len(path) < 4 or path[0] not in STEP_LISTS:
+        return False
+    inner = path[3:] if path[2] == "undo" else path[2:]
+    return inner[0] in ("set", "with") or (
+        inner[0] == "http" and len(inner) > 2 and inner[1] in ("json", "expect_json")
+    )
 
 
 def _date_problem(source: str, value: object) -> str:
     return f"is not text: {explain_plain_scalar(source, value)}"
 
 
-# --------------------------------------------------------------------------- #
-# collapsing anyOf / oneOf
-
-
-def _collapse(
-    error: ValidationError, title: str | None
-) -> Iterator[tuple[ValidationError, str | None]]:
-    """The errors worth showing for ``error``: for anyOf/oneOf, those of the
-    branch that accepts the value's type (all of them); the anyOf/oneOf error
-    itself when no branch accepts the type."""
-    if error.validator not in ("anyOf", "oneOf") or not error.context:
-        yield error, title
-        return
-    if error.validator == "oneOf" and _is_exactly_one(error.validator_value):
-        yield error, title
-        return
-    title = error.schema.get("title", title)
-    branches: dict[int, list[ValidationError]] = {}
-    for sub in error.context:
-        branches.setdefault(int(sub.relative_schema_path[0]), []).append(sub)
-    for index in sorted(branches):
-        errors = branches[index]
-        if not any(_rejects_type(sub) for sub in errors):
-            for sub in errors:
-                yield from _collapse(sub, title)
-            return
-    yield error, title
-
-
-def _rejects_type(error: ValidationError) -> bool:
-    """Does this branch error say "wrong type" about the value itself? A nested
-    anyOf/oneOf does when every one of its branches does."""
-    if error.relative_path:
-        return False
-    if error.validator == "type":
-        return True
-    if error.validator not in ("anyOf", "oneOf") or not error.context:
-        return False
-    if _is_exactly_one(error.validator_value):
-        return False
-    branches: dict[int, list[ValidationError]] = {}
-    for sub in error.context:
-        branches.setdefault(int(sub.relative_schema_path[0]), []).append(sub)
-    return all(any(_rejects_type(e) for e in errs) for errs in branches.values())
-
-
-def _is_exactly_one(branches: object) -> bool:
-    return isinstance(branches, list) and all(
-        isinstance(b, dict) and list(b) == ["required"] and len(b["required"]) == 1
-        for b in branches
-    )
-
-
-def _has_typo_of(
-    instance: dict[str, Any], schema: dict[str, Any], choices: Sequence[str]
-) -> bool:
-    known = schema.get("properties", {})
-    unknown = [k for k in instance if isinstance(k, str) and k not in known]
-    return any(difflib.get_close_matches(k, choices, n=1, cutoff=0.6) for k in unknown)
-
-
-# --------------------------------------------------------------------------- #
-# small wording helpers
-
-
-def _get(data: Any, path: NodePath) -> Any:
-    for part in path:
-        try:
-            data = data[part]
-        except (KeyError, IndexError, TypeError):
-            return None
-    return data
-
-
-def _field(path: NodePath) -> str:
-    text = ""
-    for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
-    return text
-
-
-def _join(items: Sequence[str], word: str) -> str:
-    if len(items) <= 1:
-        return "".join(items)
-    return f"{', '.join(items[:-1])} {word} {items[-1]}"
-
-
-_kind = describe_value
-
-
-def _show(value: object) -> str:
-    if isinstance(value, str):
-        return repr(value)
-    return (
-        json.dumps(value)
-        if isinstance(value, int | float | bool | None)
-        else _kind(value)
-    )
-
-
-# --------------------------------------------------------------------------- #
-# the quick yes/no check: the schema compiled to closures
-
-_Check = Callable[[Any], bool]
-_IGNORED: Final = frozenset(
-    {
-        "$schema",
-        "$id",
-        "$comment",
-        "$defs",
-        "title",
-        "description",
-        "default",
-        "examples",
-        "then",
-        "else",
-    }
-)
-
-
-class _UnsupportedSchemaError(Exception):
-    """A keyword the quick check does not implement: use jsonschema alone."""
-
-
 @functools.cache
-def _quick_check(name: str) -> _Check | None:
-    schema = load_schema(name)
-    try:
-        return _Compiler(schema).compile(schema)
-    except _UnsupportedSchemaError:
-        return None
-
-
-def _is_integer(x: Any) -> bool:
-    if isinstance(x, float):
-        return x.is_integer()
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-_TYPE_CHECKS: Final[dict[str, _Check]] = {
-    "string": lambda x: isinstance(x, str),
-    "integer": _is_integer,
-    "number": lambda x: isinstance(x, int | float) and not isinstance(x, bool),
-    "boolean": lambda x: isinstance(x, bool),
-    "array": lambda x: isinstance(x, list),
-    "object": lambda x: isinstance(x, dict),
-    "null": lambda x: x is None,
-}
-
-
-def _equal(a: Any, b: Any) -> bool:
-    """JSON equality as jsonschema sees it: true is not 1, 1.0 is 1."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(map(_equal, a, b))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
-    if isinstance(a, list | dict) or isinstance(b, list | dict):
-        return False
-    return bool(a == b)
-
-
-def _all_of(checks: list[_Check]) -> _Check:
-    if len(checks) == 1:
-        return checks[0]
-
-    def check(x: Any) -> bool:
-        return all(one(x) for one in checks)
-
-    return check
-
-
-class _Compiler:
-    """Compiles the keywords our schemas use; anything else is unsupported."""
-
-    def __init__(self, root: dict[str, Any]):
-        self.root = root
-        self.refs: dict[str, _Check] = {}
-
-    def compile(self, schema: Any) -> _Check:
-        if schema is True or schema == {}:
-            return lambda x: True
-        if schema is False:
-            return lambda x: False
-        checks = []
-        for keyword, value in schema.items():
-            if keyword in _IGNORED:
-                continue
-            make = getattr(self, "_k_" + keyword.lstrip("$"), None)
-            if make is None:
-                raise _UnsupportedSchemaError(keyword)
-            checks.append(make(value, schema))
-        return _all_of(checks) if checks else (lambda x: True)
-
-    def _k_ref(self, ref: str, schema: dict[str, Any]) -> _Check:
-        if not ref.startswith("#/$defs/"):
-            raise _UnsupportedSchemaError(ref)
-        if ref not in self.refs:
-            cell: list[_Check] = []
-            self.refs[ref] = lambda x: cell[0](x)  # allows recursive refs
-            cell.append(self.compile(self.root["$defs"][ref.removeprefix("#/$defs/")]))
-            self.refs[ref] = cell[0]
-        return self.refs[ref]
-
-    def _k_type(self, value: str | list[str], schema: dict[str, Any]) -> _Check:
-        names = [value] if isinstance(value, str) else value
-        checks = [_TYPE_CHECKS[n] for n in names]
-        return checks[0] if len(checks) == 1 else (lambda x: any(c(x) for c in checks))
-
-    def _k_properties(self, value: dict[str, Any], schema: dict[str, Any]) -> _Check:
-        props = {name: self.compile(sub) for name, sub in value.items()}
-        extra = schema.get("additionalProperties", True)
-        extra_check = None if extra is False else self.compile(extra)
-
-        def check(x: Any) -> bool:
-            if not isinstance(x, dict):
-                return True
-            for key, item in x.items():
-                sub = props.get(key)
-                if sub is None:
-                    if extra_check is None or not extra_check(item):
-                        return False
-                elif not sub(item):
-                    return False
-            return True
-
-        return check
-
-    def _k_additionalProperties(self, value: Any, schema: dict[str, Any]) -> _Check:
-        if "properties" in schema:
-            return lambda x: True  # checked together with "properties"
-        return self._k_properties({}, schema)
-
-    def _k_required(self, value: list[str], schema: dict[str, Any]) -> _Check:
-        return lambda x: not isinstance(x, dict) or all(k in x for k in value)
-
-    def _k_propertyNames(self, value: Any, schema: dict[str, Any]) -> _Check:
-        sub = self.compile(value)
-        return lambda x: not isinstance(x, dict) or all(sub(k) for k in x)
-
-    def _k_dependentRequired(
-        self, value: dict[str, list[str]], schema: dict[str, Any]
-    ) -> _Check:
-        def check(x: Any) -> bool:
-            if not isinstance(x, dict):
-                return True
-            return all(
-                all(n in x for n in needs) for k, needs in value.items() if k in x
-            )
-
-        return check
-
-    def _k_items(self, value: Any, schema: dict[str, Any]) -> _Check:
-        sub = self.compile(value)
-        return lambda x: not isinstance(x, list) or all(sub(i) for i in x)
-
-    def _k_enum(self, value: list[Any], schema: dict[str, Any]) -> _Check:
-        if all(isinstance(v, str) for v in value):
-            options = frozenset(value)
-            return lambda x: isinstance(x, str) and x in options
-        return lambda x: any(_equal(x, v) for v in value)
-
-    def _k_const(self, value: Any, schema: dict[str, Any]) -> _Check:
-        return lambda x: _equal(x, value)
-
-    def _k_pattern(self, value: str, schema: dict[str, Any]) -> _Check:
-        search = re.compile(value).search
-        return lambda x: not isinstance(x, str) or search(x) is not None
-
-    def _k_format(self, value: str, schema: dict[str, Any]) -> _Check:
-        if value != "regex":
-            return lambda x: True  # jsonschema checks only "regex" for us
-        return _is_regex
-
-    def _bound(self, ok: Callable[[Any], bool], kind: Callable[[Any], bool]) -> _Check:
-        return lambda x: not kind(x) or ok(x)
-
-    def _k_minimum(self, value: float, schema: dict[str, Any]) -> _Check:
-        return self._bound(lambda x: x >= value, _TYPE_CHECKS["number"])
-
-    def _k_maximum(self, value: float, schema: dict[str, Any]) -> _Check:
-        return self._bound(lambda x: x <= value, _TYPE_CHECKS["number"])
-
-    def _k_minLength(self, value: int, schema: dict[str, Any]) -> _Check:
-        return self._bound(lambda x: len(x) >= value, _TYPE_CHECKS["string"])
-
-    def _k_maxLength(self, value: int, schema: dict[str, Any]) -> _Check:
-        return self._bound(lambda x: len(x) <= value, _TYPE_CHECKS["string"])
-
-    def _k_minItems(self, value: int, schema: dict[str, Any]) -> _Check:
-        return self._bound(lambda x: len(x) >= value, _TYPE_CHECKS["array"])
-
-    def _k_maxItems(self, value: int, schema: dict[str, Any]) -> _Check:
-        return self._bound(lambda x: len(x) <= value, _TYPE_CHECKS["array"])
-
-    def _k_minProperties(self, value: int, schema: dict[str, Any]) -> _Check:
-        return self._bound(lambda x: len(x) >= value, _TYPE_CHECKS["object"])
-
-    def _k_allOf(self, value: list[Any], schema: dict[str, Any]) -> _Check:
-        return _all_of([self.compile(sub) for sub in value])
-
-    def _k_anyOf(self, value: list[Any], schema: dict[str, Any]) -> _Check:
-        subs = [self.compile(sub) for sub in value]
-        return lambda x: any(sub(x) for sub in subs)
-
-    def _k_oneOf(self, value: list[Any], schema: dict[str, Any]) -> _Check:
-        subs = [self.compile(sub) for sub in value]
-        return lambda x: sum(1 for sub in subs if sub(x)) == 1
-
-    def _k_not(self, value: Any, schema: dict[str, Any]) -> _Check:
-        sub = self.compile(value)
-        return lambda x: not sub(x)
-
-    def _k_if(self, value: Any, schema: dict[str, Any]) -> _Check:
-        test = self.compile(value)
-        then = self.compile(schema.get("then", True))
-        otherwise = self.compile(schema.get("else", True))
-        return lambda x: then(x) if test(x) else otherwise(x)
-
-
-def _is_regex(x: Any) -> bool:
-    if not isinstance(x, str):
-        return True
-    try:
-        re.compile(x)
-    except re.error:
-        return False
-    return True
+def _quick_check(name: str) -> Check | None:
+    return compile_schema(load_schema(name))

@@ -1,8 +1,11 @@
-"""Semantic checks the schema cannot express: unique step ids, template syntax, and
+"""Semantic checks the schema cannot express: unique step ids, template syntax,
+templates that try to leave the sandbox, commands too long for one argument, and
 references to params, secrets, vars and steps that exist and run earlier.
 
-Works on one schema-valid document at a time (includes are checked when they are
-loaded). Every problem is reported with its position, not just the first.
+Works on one document at a time (includes are checked when they are loaded), and on
+what is sound in it: the schema may have refused parts of the document, so nothing
+here assumes a shape; a value of the wrong type is skipped (the schema reports it).
+Every problem is reported with its position, not just the first.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 from .. import render
 from ..diagnostics import Diagnostic, Position
+from .model import MAX_COMMAND_BYTES, fits_in_one_argument
 
 _ORDERED = ("preconditions", "steps", "verify")
 _LATE = ("batch_gate", "rollback", "finally")
@@ -21,10 +25,12 @@ _EXPRESSION_KEYS = ("when", "failed_when", "changed_when")
 # fields evaluated after the step's own action ran, so they may name the step itself
 _SELF_KEYS = ("retries", "failed_when", "changed_when", "undo")
 
+Path = tuple[str | int, ...]
+
 
 @dataclass(frozen=True, slots=True)
 class _Template:
-    path: tuple[str | int, ...]
+    path: Path
     source: str
     expression: bool
 
@@ -34,7 +40,27 @@ def check_document(
 ) -> list[Diagnostic]:
     checker = _Checker(data, positions, text)
     checker.run()
-    return checker.diagnostics
+    return sorted(checker.diagnostics, key=lambda d: (d.line, d.col))
+
+
+def _names(value: Any) -> set[str]:
+    return (
+        {k for k in value if isinstance(k, str)}
+        if isinstance(value, Mapping)
+        else set()
+    )
+
+
+def _steps(value: Any) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    if isinstance(value, list):
+        for index, step in enumerate(value):
+            if isinstance(step, Mapping):
+                yield index, step
+
+
+def _step_id(step: Mapping[str, Any]) -> str | None:
+    step_id = step.get("id")
+    return step_id if isinstance(step_id, str) and step_id else None
 
 
 class _Checker:
@@ -43,39 +69,42 @@ class _Checker:
         self.data = data
         self.positions = positions
         self.diagnostics: list[Diagnostic] = []
-        self.params = set((data.get("params") or {}).keys())
-        self.secrets = set((data.get("secrets") or {}).keys())
+        self.params = _names(data.get("params"))
+        self.secrets = _names(data.get("secrets"))
         self.vars: set[str] = set()
         self.globals = render.known_globals()
+        self.all_ids = {
+            step_id
+            for phase in (*_ORDERED, *_LATE)
+            for _, step in _steps(data.get(phase))
+            if (step_id := _step_id(step))
+        }
 
-    def error(
-        self, path: tuple[str | int, ...], message: str, key: bool = False
-    ) -> None:
+    def error(self, path: Path, message: str, key: bool = False) -> None:
         pos: Position = self.positions.key(path) if key else self.positions.value(path)
         self.diagnostics.append(Diagnostic.at(pos, message))
 
     def run(self) -> None:
         self._check_vars()
         hosts = self.data.get("hosts")
-        for i, pattern in enumerate([hosts] if isinstance(hosts, str) else hosts or []):
-            path: tuple[str | int, ...] = (
-                ("hosts",) if isinstance(hosts, str) else ("hosts", i)
-            )
-            self._check_template(_Template(path, pattern, False), "hosts", set())
-        seen: dict[str, tuple[str | int, ...]] = {}
+        patterns = [hosts] if isinstance(hosts, str) else hosts
+        for i, pattern in enumerate(patterns if isinstance(patterns, list) else []):
+            path: Path = ("hosts",) if isinstance(hosts, str) else ("hosts", i)
+            if isinstance(pattern, str):
+                self._check_template(_Template(path, pattern, False), "hosts", set())
+        seen: dict[str, Path] = {}
         done: set[str] = set()
         for phase in _ORDERED:
-            for index, step in enumerate(self.data.get(phase) or []):
+            for index, step in _steps(self.data.get(phase)):
                 self._check_step(phase, index, step, seen, done)
-                done.add(step["id"])
         for phase in _LATE:
             late_done = set(done)
-            for index, step in enumerate(self.data.get(phase) or []):
+            for index, step in _steps(self.data.get(phase)):
                 self._check_step(phase, index, step, seen, late_done)
-                late_done.add(step["id"])
 
     def _check_vars(self) -> None:
-        for name, value in (self.data.get("vars") or {}).items():
+        values = self.data.get("vars")
+        for name, value in values.items() if isinstance(values, Mapping) else ():
             for template in _templates_in(value, ("vars", name)):
                 self._check_template(template, f"var {name!r}", set())
             self.vars.add(name)
@@ -85,28 +114,53 @@ class _Checker:
         phase: str,
         index: int,
         step: Mapping[str, Any],
-        seen: dict[str, tuple[str | int, ...]],
+        seen: dict[str, Path],
         done: set[str],
     ) -> None:
-        step_id = step["id"]
-        path: tuple[str | int, ...] = (phase, index)
-        if step_id in seen:
+        step_id = _step_id(step)
+        path: Path = (phase, index)
+        if step_id is not None and step_id in seen:
             first = self.positions.value((*seen[step_id], "id"))
             self.error(
                 (*path, "id"),
                 f"duplicate step id {step_id!r} (first used at line {first.line})",
             )
-        else:
+        elif step_id is not None:
             seen[step_id] = path
-        where = f"step {step_id!r}"
+        where = f"step {step_id!r}" if step_id else f"step #{index + 1} in {phase!r}"
+        own = {step_id} if step_id else set()
         for key, value in step.items():
             if key in ("id", "name", "description", "include"):
                 continue
-            allowed = done | {step_id} if key in _SELF_KEYS else done
+            allowed = done | own if key in _SELF_KEYS else done
             for template in _templates_in(value, (*path, key), key):
                 self._check_template(template, where, allowed)
-        if "set" in step:
-            self.vars.update(step["set"].keys())
+        self._check_command_sizes(step, path, where)
+        self.vars.update(_names(step.get("set")))
+        done.update(own)
+
+    def _check_command_sizes(
+        self, step: Mapping[str, Any], path: Path, where: str
+    ) -> None:
+        undo = step.get("undo")
+        places: list[tuple[Path, Any]] = [
+            ((*path, "run"), step.get("run")),
+            ((*path, "undo"), undo),
+        ]
+        if isinstance(undo, Mapping):
+            places.append(((*path, "undo", "run"), undo.get("run")))
+            places += _argv_items((*path, "undo", "argv"), undo.get("argv"))
+        places += _argv_items((*path, "argv"), step.get("argv"))
+        for place, text in places:
+            if isinstance(text, str) and not fits_in_one_argument(text):
+                size = len(text.encode("utf-8", errors="surrogateescape"))
+                self.error(
+                    place,
+                    f"{where}: {_field(place[2:])!r} is {size:,} bytes; one command"
+                    f" must be under {MAX_COMMAND_BYTES:,} bytes (128 KiB, Linux's"
+                    " limit for one argument): put the script in a file, copy it to"
+                    " the host and run that",
+                )
 
     def _check_template(
         self, template: _Template, where: str, steps_done: set[str]
@@ -115,9 +169,14 @@ class _Checker:
             undeclared, refs = render.references(
                 template.source, expression=template.expression
             )
+            forbidden = render.forbidden(
+                template.source, expression=template.expression
+            )
         except render.TemplateSyntaxError as exc:
             self._syntax_error(template, where, exc)
             return
+        for problem in forbidden:
+            self.error(template.path, f"{where}: {problem}")
         for name in sorted(undeclared - set(render.ROOTS) - self.globals):
             self.error(
                 template.path,
@@ -136,14 +195,9 @@ class _Checker:
             kind = {"params": "param", "secrets": "secret", "vars": "var"}[root]
             return f"unknown {kind} {root}.{key}{_hint(key, known[root])}"
         if root == "steps" and key not in steps_done:
-            all_ids = {
-                s["id"]
-                for phase in (*_ORDERED, *_LATE)
-                for s in self.data.get(phase) or []
-            }
-            if key in all_ids:
+            if key in self.all_ids:
                 return f"steps.{key} is used before step {key!r} runs"
-            return f"unknown step steps.{key}{_hint(key, all_ids)}"
+            return f"unknown step steps.{key}{_hint(key, self.all_ids)}"
         return None
 
     def _is_block(self, pos: Position) -> bool:
@@ -166,27 +220,46 @@ class _Checker:
         )
 
 
+def _argv_items(path: Path, argv: Any) -> list[tuple[Path, Any]]:
+    return (
+        [((*path, i), a) for i, a in enumerate(argv)] if isinstance(argv, list) else []
+    )
+
+
+def _field(path: Path) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
+
+
 def _templates_in(
-    value: Any, path: tuple[str | int, ...], key: str | None = None
+    value: Any, path: Path, key: str | None = None
 ) -> Iterator[_Template]:
     """Every template string inside a step field (expressions for expression keys)."""
-    if key in _EXPRESSION_KEYS and isinstance(value, str):
-        yield _Template(path, value, True)
+    if key in _EXPRESSION_KEYS:
+        if isinstance(value, str):
+            yield _Template(path, value, True)
         return
     if key == "assert":
-        for i, expr in enumerate([value] if isinstance(value, str) else value):
-            yield _Template(path if isinstance(value, str) else (*path, i), expr, True)
+        if isinstance(value, str):
+            yield _Template(path, value, True)
+        for i, expr in enumerate(value if isinstance(value, list) else []):
+            if isinstance(expr, str):
+                yield _Template((*path, i), expr, True)
         return
-    if key == "retries" and isinstance(value, Mapping):
-        if isinstance(value.get("until"), str):
-            yield _Template((*path, "until"), value["until"], True)
+    if key == "retries":
+        until = value.get("until") if isinstance(value, Mapping) else None
+        if isinstance(until, str):
+            yield _Template((*path, "until"), until, True)
         return
     if isinstance(value, str):
         if render.is_template(value):
             yield _Template(path, value, False)
     elif isinstance(value, Mapping):
         for k, v in value.items():
-            yield from _templates_in(v, (*path, k), k if key == "undo" else None)
+            if isinstance(k, str):
+                yield from _templates_in(v, (*path, k), k if key == "undo" else None)
     elif isinstance(value, list):
         for i, v in enumerate(value):
             yield from _templates_in(v, (*path, i))

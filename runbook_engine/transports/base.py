@@ -2,7 +2,8 @@
 
 A transport knows nothing about runbooks, steps, templates or the audit log. It maps
 its library's exceptions to ``errors.TransportError`` subclasses once, here in
-``transports/``, and nowhere else.
+``transports/``, and nowhere else. File transfer is a contract of its own
+(``files.FileTransfer``); a transport hands out the one that serves its host.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     import threading
     from collections.abc import Mapping
+
+    from .files import FileTransfer, RemoteFile, WriteResult
 
 
 class Stream(enum.StrEnum):
@@ -47,9 +50,23 @@ class ExecRequest:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExecResult:
-    """``rc`` is None when the process did not exit by itself (timeout, interrupt)."""
+    """How one command ended.
+
+    - ``rc``: the exit status when the command exited by itself; None when it did
+      not (timed out, interrupted, or killed by a signal that we could see). Over
+      SSH a command killed by a signal is reported by the remote ``/bin/sh`` as
+      ``rc = 128 + N`` (a shell cannot tell that from a plain ``exit 128+N``);
+      ``rc = -1`` when the server closed the session without any exit status.
+    - ``signal``: the number of the signal that killed the command: locally from
+      the process's wait status; over SSH from the server's ``exit-signal`` report,
+      which comes only when the remote ``/bin/sh`` itself died by the signal (for
+      example ``exec``-ed into the command, or killed along with it). None otherwise.
+    - ``timed_out``: the step's timeout ran out; the whole process tree was killed.
+    - ``interrupted``: cancelled (Ctrl-C, SIGTERM); the process tree was killed.
+    """
 
     rc: int | None
+    signal: int | None = None
     timed_out: bool = False
     interrupted: bool = False
 
@@ -75,9 +92,22 @@ class Transport(abc.ABC):
         Raises ConnectionLostError when the connection dropped mid-command."""
 
     @abc.abstractmethod
-    def write_file(self, path: str, data: bytes, mode: int | None) -> bool:
-        """Atomically write ``data`` to ``path`` (temp file beside it, then rename).
-        Returns True when content or mode changed, False when it was already so."""
+    def file_transfer(self) -> FileTransfer:
+        """The file transfer that serves this host (connecting first if needed;
+        over SSH: SFTP, or exec channels when the server has no SFTP subsystem).
+        Raises TransportError."""
+
+    def write_file(self, path: str, data: bytes, mode: int | None) -> WriteResult:
+        """``FileTransfer.write_file`` through this host's file transfer."""
+        return self.file_transfer().write_file(path, data, mode)
+
+    def read_file(self, path: str) -> RemoteFile | None:
+        """``FileTransfer.read_file`` through this host's file transfer."""
+        return self.file_transfer().read_file(path)
+
+    def remove_file(self, path: str) -> bool:
+        """``FileTransfer.remove_file`` through this host's file transfer."""
+        return self.file_transfer().remove_file(path)
 
     def describe(self) -> Mapping[str, str]:
         """Facts for the audit log (address, host key fingerprint, ...)."""

@@ -1,5 +1,6 @@
 """Run commands on the control machine: one process per step, in a new session, so a
-timeout or an interrupt kills the whole process group, children included."""
+timeout or an interrupt kills the whole process group, children included. Files are
+``files.LocalFiles``."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import selectors
 import signal
 import subprocess
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .base import ExecRequest, ExecResult, OutputSink, Stream, Transport
+from .files import LocalFiles
 
 if TYPE_CHECKING:
     import threading
@@ -24,6 +25,7 @@ _DRAIN_GRACE = 0.2  # seconds to keep reading after exit when a child holds the 
 class LocalTransport(Transport):
     def __init__(self, name: str = "local") -> None:
         self.name = name
+        self._files = LocalFiles(name)
 
     def connect(self) -> None:
         pass
@@ -54,28 +56,8 @@ class LocalTransport(Transport):
                 if pipe is not None:
                     pipe.close()
 
-    def write_file(self, path: str, data: bytes, mode: int | None) -> bool:
-        target = Path(path)
-        try:
-            current = target.read_bytes()
-            current_mode = target.stat().st_mode & 0o7777
-        except FileNotFoundError:
-            current, current_mode = None, None
-        if current == data and (mode is None or mode == current_mode):
-            return False
-        temp = target.with_name(f".{target.name}.runbook-{os.getpid()}.tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            temp.chmod(mode if mode is not None else (current_mode or 0o644))
-            temp.replace(target)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
-        return True
+    def file_transfer(self) -> LocalFiles:
+        return self._files
 
 
 def _supervise(
@@ -135,6 +117,8 @@ def _wait(proc: subprocess.Popen[bytes], deadline: float | None) -> ExecResult:
     except subprocess.TimeoutExpired:
         _kill_group(proc)
         return ExecResult(rc=None, timed_out=True)
+    if rc < 0:  # killed by a signal: Popen reports -N
+        return ExecResult(rc=None, signal=-rc)
     return ExecResult(rc=rc)
 
 

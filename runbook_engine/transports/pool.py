@@ -3,8 +3,9 @@
 ``open_transport`` picks ``LocalTransport`` or ``SSHTransport`` for a host.
 ``TransportPool`` hands out one transport per host for the whole run, connects them
 lazily and in parallel (``connect_all``), shares one connection per jump host among
-every host behind it, and closes everything at the end. It does not retry: the
-executor decides that from the error's ``retryable``.
+every host behind it and one keepalive thread among all connections, and closes
+everything at the end. It does not retry: the executor decides that from the
+error's ``retryable``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from ..errors import TransportError
+from .keepalive import KeepaliveMonitor
 from .local import LocalTransport
 
 if TYPE_CHECKING:
@@ -30,6 +32,7 @@ def open_transport(
     accept_new_host_keys: bool = False,
     passphrase: str | None = None,
     jump: SSHTransport | None = None,
+    keepalive: KeepaliveMonitor | None = None,
 ) -> Transport:
     """A transport for ``host``, not connected yet (``connect()`` opens it)."""
     if host.is_local:
@@ -41,6 +44,7 @@ def open_transport(
         accept_new_host_keys=accept_new_host_keys,
         passphrase=passphrase,
         jump=jump,
+        keepalive=keepalive,
     )
 
 
@@ -55,6 +59,7 @@ class TransportPool:
         self._lock = threading.Lock()
         self._transports: dict[str, Transport] = {}
         self._jumps: dict[Host, SSHTransport] = {}
+        self._keepalive = KeepaliveMonitor()  # its thread starts with a connection
 
     def get(self, host: Host) -> Transport:
         """The host's transport (created on first use, not connected)."""
@@ -67,6 +72,7 @@ class TransportPool:
                     accept_new_host_keys=self._accept_new,
                     passphrase=self._passphrase,
                     jump=jump,
+                    keepalive=self._keepalive,
                 )
                 self._transports[host.name] = transport
             return transport
@@ -83,6 +89,7 @@ class TransportPool:
                 accept_new_host_keys=self._accept_new,
                 passphrase=self._passphrase,
                 jump=outer,
+                keepalive=self._keepalive,
             )
             self._jumps[host] = jump
         return jump
@@ -120,6 +127,7 @@ class TransportPool:
             self._transports, self._jumps = {}, {}
         for transport in transports:
             transport.close()
+        self._keepalive.close()
 
     def __enter__(self) -> TransportPool:
         return self

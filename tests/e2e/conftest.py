@@ -9,6 +9,15 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+# the example service's deploy roots and a local GitHub API, for the procedure tests
+from tests.e2e.fake_github import github  # noqa: F401
+from tests.e2e.service_targets import (  # noqa: F401
+    artifacts,
+    clean_env,
+    rb,
+    target,
+    two_hosts,
+)
 from tests.support.sshd import (
     ClientKey,
     SSHServer,

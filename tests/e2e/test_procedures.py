@@ -1,178 +1,26 @@
 """The real procedures in runbooks/ against the real example service: releases,
 automatic rollback of a broken release, no-go in production, admin bootstrap, the
-rollback drill, rollback.yaml and a rolling release over SSH to two sshd hosts.
-
-Every test has its own deploy root, port and state dir, and stops the service
-processes it started (``servicectl stop``) in a finalizer."""
+rollback drill, rollback.yaml and a rolling release over SSH to two sshd hosts."""
 
 from __future__ import annotations
 
 import json
-import os
-import socket
-import sqlite3
-import subprocess
-import sys
-import urllib.error
-import urllib.request
-from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.conftest import ROOT, audit_records
-
-if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
-    from pathlib import Path
-
-    from tests.conftest import Result
-    from tests.e2e.conftest import Fleet
+from tests.conftest import audit_records
+from tests.e2e.fake_github import REPO, TOKEN, Scenario
+from tests.e2e.service_targets import (
+    ADMIN_PASSWORD,
+    RUNBOOKS,
+    STRONG_SECRET,
+    release,
+    snapshot,
+    statuses,
+)
 
 pytestmark = pytest.mark.e2e
-
-RUNBOOKS = ROOT / "runbooks"
-SERVICECTL = ROOT / "examples" / "service" / "servicectl.py"
-STRONG_SECRET = "Zq8vN3pK7xW2mR5tY9bL4cH6jF1gD0sA-prod"
-ADMIN_PASSWORD = "a-long-admin-password-42"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def stop_service(root: Path) -> None:
-    if (root / "run").is_dir():
-        subprocess.run(
-            [sys.executable, str(SERVICECTL), "--root", str(root), "stop"],
-            capture_output=True,
-            timeout=30,
-            check=False,
-        )
-
-
-class Target:
-    """One deploy root on the local machine, with its port."""
-
-    def __init__(self, root: Path, port: int) -> None:
-        self.root = root
-        self.port = port
-
-    @property
-    def params(self) -> list[str]:
-        return ["-e", f"root={self.root}", "-e", f"port={self.port}"]
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def get(self, path: str, token: str | None = None) -> tuple[int, Any]:
-        return http(self.url(path), token=token)
-
-    def post(
-        self, path: str, body: object, token: str | None = None
-    ) -> tuple[int, Any]:
-        return http(self.url(path), body=body, token=token)
-
-    def schema_version(self) -> int:
-        conn = sqlite3.connect(f"file:{self.root / 'app.db'}?mode=ro", uri=True)
-        try:
-            row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
-        finally:
-            conn.close()
-        return int(row[0] or 0)
-
-    def current(self) -> str:
-        return (self.root / "current").readlink().name
-
-    def last_good(self) -> str:
-        return (self.root / "state" / "last_good").read_text().strip()
-
-    def login(self, email: str, password: str) -> str:
-        status, body = self.post("/login", {"email": email, "password": password})
-        assert status == 200, body
-        return str(body["token"])
-
-    def new_user_token(self, email: str) -> str:
-        status, body = self.post(
-            "/register", {"email": email, "password": "pw-12345678"}
-        )
-        assert status == 201, body
-        return self.login(email, "pw-12345678")
-
-
-def http(url: str, *, body: object = None, token: str | None = None) -> tuple[int, Any]:
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return answer.status, json.load(answer)
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
-
-
-@pytest.fixture(autouse=True)
-def clean_env(cli_env: dict[str, str]) -> None:
-    """The procedures read these from the operator's environment: start without."""
-    for name in ("JWT_SECRET", "BOOTSTRAP_ADMIN_PASSWORD", "RUNBOOK_DEMO_PORT"):
-        cli_env.pop(name, None)
-
-
-@pytest.fixture
-def target(tmp_path: Path) -> Iterator[Target]:
-    deployed = Target(tmp_path / "srv", free_port())
-    try:
-        yield deployed
-    finally:
-        stop_service(deployed.root)
-
-
-@pytest.fixture
-def rb(runbook_cli: Callable[..., Result]) -> Callable[..., Result]:
-    """`runbook ...` from the repository root, as the README runs it."""
-
-    def run(*args: str, env: dict[str, str] | None = None) -> Result:
-        return runbook_cli(*args, env=env, cwd=ROOT)
-
-    return run
-
-
-def release(
-    rb: Callable[..., Result],
-    target: Target,
-    version: str,
-    *extra: str,
-    env: dict[str, str] | None = None,
-) -> Result:
-    return rb(
-        "run",
-        str(RUNBOOKS / "release.yaml"),
-        "-e",
-        f"version={version}",
-        *target.params,
-        "--output",
-        "json",
-        *extra,
-        env=env,
-    )
-
-
-def statuses(result: Result) -> dict[str, str]:
-    summary = result.json()
-    assert isinstance(summary, dict)
-    return {s["step"]: s["status"] for s in summary["steps"]}
-
-
-def snapshot(root: Path) -> dict[str, tuple[int, int]]:
-    """Every file under root (but the service's log) with its size and mtime."""
-    return {
-        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and p.parent.name != "log"
-    }
+CI_SHA = "0123456789abcdef0123456789abcdef01234567"
 
 
 def test_fresh_install_then_two_upgrades(rb, target, state_dir):
@@ -240,7 +88,7 @@ def test_broken_release_rolls_back_and_rollback_yaml_restores_last_good(
     assert target.current() == "1.2.0" and target.schema_version() == 3
     assert target.get("/test-db")[0] == 503
     assert target.last_good() == "1.1.0"
-    back = rb("run", str(RUNBOOKS / "rollback.yaml"), *target.params)
+    back = rb("run", str(RUNBOOKS / "rollback.yaml"), *target.place)
     assert back.code == 0, back.output
     assert target.current() == "1.1.0"
     assert target.schema_version() == 2
@@ -249,7 +97,7 @@ def test_broken_release_rolls_back_and_rollback_yaml_restores_last_good(
     assert status == 200 and body["schema_version"] == 2, body
     # an explicit version that is not on the target is a no-go
     missing = rb(
-        "run", str(RUNBOOKS / "rollback.yaml"), "-e", "version=0.9.0", *target.params
+        "run", str(RUNBOOKS / "rollback.yaml"), "-e", "version=0.9.0", *target.place
     )
     assert missing.code == 4 and "0.9.0 is not unpacked" in missing.stderr
 
@@ -276,14 +124,14 @@ def test_production_with_a_weak_jwt_secret_is_no_go_and_changes_nothing(
     cors = rb(
         "check", str(RUNBOOKS / "preflight.yaml"), "-e", "version=1.1.0",
         "-e", "env=production", "-e", f"root={target.root}", "-e", "cors_origins=*",
-        env={"JWT_SECRET": STRONG_SECRET},
+        "-e", f"artifacts={target.artifacts}", env={"JWT_SECRET": STRONG_SECRET},
     )  # fmt: skip
     assert cors.code == 4 and "CORS" in cors.stderr, cors.output
     fit = rb(
         "check", str(RUNBOOKS / "preflight.yaml"), "-e", "version=1.1.0",
         "-e", "env=production", "-e", f"root={target.root}",
         "-e", "cors_origins=https://app.example.test",
-        env={"JWT_SECRET": STRONG_SECRET},
+        "-e", f"artifacts={target.artifacts}", env={"JWT_SECRET": STRONG_SECRET},
     )  # fmt: skip
     assert fit.code == 0, fit.output
     assert STRONG_SECRET not in fit.output
@@ -292,11 +140,46 @@ def test_production_with_a_weak_jwt_secret_is_no_go_and_changes_nothing(
     assert snapshot(target.root) == before
 
 
+def test_a_tampered_or_missing_artefact_is_a_no_go_before_anything_changes(
+    rb, target, tmp_path
+):
+    tampered = tmp_path / "tampered"
+    tampered.mkdir()
+    for path in target.artifacts.iterdir():
+        (tampered / path.name).write_bytes(path.read_bytes())
+    archive = tampered / "example-service-1.1.0.tar.gz"
+    archive.write_bytes(archive.read_bytes() + b"\0")
+    params = ["-e", f"root={target.root}", "-e", f"port={target.port}"]
+    refused = rb(
+        "run", str(RUNBOOKS / "release.yaml"), "-e", "version=1.1.0", *params,
+        "-e", f"artifacts={tampered}", "--output", "json",
+    )  # fmt: skip
+    assert refused.code == 4, refused.output
+    assert "checksum mismatch for example-service-1.1.0.tar.gz" in refused.stderr
+    assert statuses(refused).get("layout") is None
+    assert not target.root.exists()
+    archive.unlink()
+    missing = rb(
+        "check", str(RUNBOOKS / "preflight.yaml"), "-e", "version=1.1.0",
+        "-e", f"root={target.root}", "-e", f"artifacts={tampered}",
+    )  # fmt: skip
+    assert missing.code == 4 and "no release artefact" in missing.stderr
+    # production deploys what CI built, never a build of the checkout
+    built_here = rb(
+        "check", str(RUNBOOKS / "preflight.yaml"), "-e", "version=1.1.0",
+        "-e", f"root={target.root}", "-e", "env=production",
+        env={"JWT_SECRET": STRONG_SECRET},
+    )  # fmt: skip
+    assert built_here.code == 4, built_here.output
+    assert "production deploys the artefact CI built" in built_here.stderr
+    assert not target.root.exists()
+
+
 def test_bootstrap_admin_is_idempotent_and_the_admin_reaches_the_queue(
     rb, target, state_dir
 ):
     assert release(rb, target, "1.1.0").code == 0
-    bootstrap = [str(RUNBOOKS / "bootstrap_admin.yaml"), *target.params]
+    bootstrap = [str(RUNBOOKS / "bootstrap_admin.yaml"), *target.place]
     env = {"BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD}
     first = rb("run", *bootstrap, "--output", "json", env=env)
     assert first.code == 0, first.output
@@ -321,18 +204,26 @@ def test_bootstrap_admin_is_idempotent_and_the_admin_reaches_the_queue(
 
 
 def test_drill_passes_and_go_no_go_reads_it_from_the_audit_log(
-    rb, target, tmp_path, state_dir
+    rb, target, state_dir, github
 ):
+    """go/no-go asks (a local stand-in for) GitHub about the exact commit, runs
+    preflight and the observability checks, and reads the drill and the admin
+    bootstrap from the audit log."""
     assert release(rb, target, "1.1.0").code == 0
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    ci = tmp_path / "ci.json"
-    ci.write_text(json.dumps({"commit": commit, "status": "success"}))
+    runs = [
+        ("lint", "completed", "success", None),
+        ("test", "completed", "success", None),
+    ]
+    github.scenarios[CI_SHA] = Scenario(
+        statuses=[("ci/jenkins", "success")], check_runs=runs
+    )
     review = [
-        str(RUNBOOKS / "go_no_go.yaml"), "-e", "version=1.1.0", "-e", f"commit={commit}",
-        "-e", f"ci_status_file={ci}", "-e", "db_checks=3", "-e", "db_check_interval=0.1",
-        *target.params,
+        str(RUNBOOKS / "go_no_go.yaml"), "-e", "version=1.1.0", "-e", f"commit={CI_SHA}",
+        "-e", f"ci_github={REPO}", "-e", f"ci_github_api={github.url}",
+        "-e", "db_checks=3", "-e", "db_check_interval=0.1", *target.params,
     ]  # fmt: skip
-    early = rb("check", *review)
+    token = {"GITHUB_TOKEN": TOKEN}
+    early = rb("check", *review, env=token)
     assert early.code == 4, early.output
     assert "no successful bootstrap_admin run" in early.stderr
     assert "no passed rollback drill" in early.stderr
@@ -349,58 +240,46 @@ def test_drill_passes_and_go_no_go_reads_it_from_the_audit_log(
     assert target.schema_version() == 2
     env = {"BOOTSTRAP_ADMIN_PASSWORD": ADMIN_PASSWORD}
     assert (
-        rb("run", str(RUNBOOKS / "bootstrap_admin.yaml"), *target.params, env=env).code
+        rb("run", str(RUNBOOKS / "bootstrap_admin.yaml"), *target.place, env=env).code
         == 0
     )
-    go = rb("check", *review)
+    go = rb("check", *review, env=token)
     assert go.code == 0, go.output
+    assert "CI green for 0123456789ab: 3 required check(s) success" in go.stderr
     assert "3/3 consecutive checks" in go.stderr and "=> GO" in go.stderr
-    ci.write_text(json.dumps({"commit": commit, "status": "failure"}))
-    red = rb("check", *review)
-    assert red.code == 4 and "not success" in red.stderr, red.output
+    for row in ("A request id comes back and is logged", "would fire the alert"):
+        assert row in go.stderr
+    assert "/test-db 503 database_unavailable" in go.stderr  # the fault, undone
+    assert target.get("/test-db")[0] == 200
+    runs[1] = ("test", "completed", "failure", None)
+    red = rb("check", *review, env=token)
+    assert red.code == 4, red.output
+    assert "CI not green for 0123456789ab: failed: test (failure)" in red.stderr
+    github.scenarios[CI_SHA] = Scenario(rate_limited=True)
+    limited = rb("check", *review, env=token)
+    assert limited.code == 4
+    row = next(
+        line
+        for line in limited.stderr.splitlines()
+        if "NO-GO" in line and "CI green" in line
+    )
+    assert "rate-limited" in row and "resets at" in row
+    everything = early.output + go.output + red.output + limited.output
+    assert TOKEN not in everything + (state_dir / "audit.jsonl").read_text()
 
 
 # -- over SSH -------------------------------------------------------------------------
 
 
-@pytest.fixture
-def two_hosts(fleet: Fleet, tmp_path: Path) -> Iterator[tuple[Path, list[Target]]]:
-    """An inventory of two fleet hosts, each with its own root and port."""
-    targets = [
-        Target(fleet.home(index) / f"svc-{tmp_path.name}", free_port())
-        for index in range(2)
-    ]
-    user = "root" if os.geteuid() == 0 else os.environ.get("USER", "nobody")
-    lines = [
-        "# yaml-language-server: $schema=../../schemas/inventory.schema.json",
-        "version: 1",
-        f"defaults: {{user: {user}, identity_file: {fleet.key.path},"
-        f" known_hosts: {fleet.known_hosts}, connect_timeout: 5s}}",
-        "hosts:",
-    ]
-    for server, deployed in zip(fleet.servers, targets, strict=False):
-        lines.append(
-            f"  {server.name}: {{address: 127.0.0.1, port: {server.port}, vars:"
-            f" {{root: '{deployed.root}', port: {deployed.port},"
-            f" python: '{sys.executable}'}}}}"
-        )
-    names = ", ".join(s.name for s in fleet.servers[:2])
-    lines += ["groups:", f"  web: [{names}]"]
-    inventory = tmp_path / "inventory.yaml"
-    inventory.write_text("\n".join(lines) + "\n")
-    try:
-        yield inventory, targets
-    finally:
-        for deployed in targets:
-            stop_service(deployed.root)
-
-
 @pytest.mark.ssh
-def test_rolling_release_over_ssh_one_host_at_a_time(rb, two_hosts, state_dir):
+def test_rolling_release_over_ssh_one_host_at_a_time(
+    rb, two_hosts, state_dir, artifacts
+):
     inventory, targets = two_hosts
     result = rb(
         "run", str(RUNBOOKS / "release.yaml"), "-i", str(inventory),
         "-e", "target=web", "-e", "version=1.1.0", "--output", "json",
+        "-e", f"artifacts={artifacts}",
     )  # fmt: skip
     assert result.code == 0, result.output
     assert result.json()["hosts"] == {"web0": "changed", "web1": "changed"}

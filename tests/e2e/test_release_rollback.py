@@ -6,14 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.test_procedures import (
-    RUNBOOKS,
-    clean_env,
-    rb,
-    release,
-    target,
-    two_hosts,
-)
+from tests.e2e.service_targets import RUNBOOKS, release
 
 pytestmark = pytest.mark.e2e
 
@@ -60,11 +53,12 @@ def test_an_old_release_is_not_rolled_back_under_a_newer_one(rb, target, state_d
 
 
 @pytest.mark.ssh
-def test_rollback_of_a_release_over_ssh_then_refused_twice(rb, two_hosts):
+def test_rollback_of_a_release_over_ssh_then_refused_twice(rb, two_hosts, artifacts):
     inventory, targets = two_hosts
     run = rb(
         "run", str(RUNBOOKS / "release.yaml"), "-i", str(inventory),
         "-e", "target=web", "-e", "version=1.1.0", "--output", "json",
+        "-e", f"artifacts={artifacts}",
     )  # fmt: skip
     assert run.code == 0, run.output
     back = rb("rollback", _run_id(run))

@@ -200,3 +200,26 @@ def test_a_drill_that_proves_nothing_fails_unless_allowed(
     allowed = runbook_cli("drill", str(rb), "--allow-trivial")
     assert allowed.code == 0, allowed.output
     assert "warning: this drill proves nothing" in allowed.stderr
+
+
+def test_a_resumed_run_sees_the_runbook_vars_and_what_set_steps_gave(
+    runbook_cli, write_runbook, tmp_path
+):
+    rb = write_runbook(f"""
+        version: 1
+        name: vars_kept
+        on_failure: abort
+        vars:
+          base: "{tmp_path}/out"
+        steps:
+          - id: pick
+            set: {{colour: blue}}
+          - id: write
+            run: test -e {tmp_path}/go && echo "{{{{ vars.colour }}}}" > {{{{ vars.base }}}}
+    """)
+    failed = runbook_cli("run", str(rb))
+    assert failed.code == 1, failed.output
+    (tmp_path / "go").touch()
+    resumed = runbook_cli("resume", _run_id(failed))
+    assert resumed.code == 0, resumed.output
+    assert (tmp_path / "out").read_text().strip() == "blue"

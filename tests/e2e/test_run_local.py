@@ -495,3 +495,28 @@ def test_verbosity_and_colour_flags(runbook_cli, write_runbook):
     never = runbook_cli("run", str(rb), "--color", "never", env=env)
     assert "\x1b[" not in never.stderr
     assert "t0p-s3cret" not in normal.output + verbose.output + always.output
+
+
+def test_lists_and_mappings_reach_commands_as_json_never_as_a_python_repr(
+    runbook_cli, write_runbook
+):
+    rb = write_runbook("""
+        version: 1
+        name: as_json
+        steps:
+          - id: data
+            run: "echo '{\\"a\\": [1, 2], \\"b\\": \\"x\\"}'"
+          - id: quoted
+            run: echo {{ steps.data.json | quote }}
+          - id: in_env
+            run: echo "$J"
+            env: {J: "{{ steps.data.json }}"}
+          - id: as_arg
+            argv: [echo, "{{ steps.data.json.a }}"]
+    """)
+    result = runbook_cli("run", str(rb))
+    assert result.code == 0, result.output
+    for step in ("quoted", "in_env"):
+        assert f'local | {step} | {{"a": [1, 2], "b": "x"}}' in result.stderr
+    assert "local | as_arg | [1, 2]" in result.stderr
+    assert "{'a'" not in result.stderr

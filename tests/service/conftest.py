@@ -1,5 +1,5 @@
-"""Fixtures for the example service: a deploy root in tmp_path driven by the real
-`servicectl.py` and `manage.py` in subprocesses, plus a small urllib client.
+"""Fixtures for the example service: the release artefacts, built once per session
+into a temp dir, and a deploy root per test.
 
 Every service a test starts is stopped by the `deployment` finalizer, and the
 finalizer fails the test if a service process is still alive afterwards.
@@ -7,160 +7,40 @@ finalizer fails the test if a service process is still alive afterwards.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.service.deployment import Deployment, build_artifacts
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-SERVICE_DIR = Path(__file__).resolve().parents[2] / "examples" / "service"
-RELEASES = SERVICE_DIR / "releases"
-SERVICECTL = SERVICE_DIR / "servicectl.py"
-JWT_SECRET = "test-secret-" + "x" * 32
+    from pathlib import Path
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def http(
-    method: str, url: str, payload: Any = None, token: str | None = None
-) -> tuple[int, Any]:
-    """(status, decoded JSON body) of one request; errors are answers too."""
-    data = None if payload is None else json.dumps(payload).encode()
-    request = urllib.request.Request(url, data, method=method)
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        with exc:
-            return exc.code, json.loads(exc.read())
-
-
-class Deployment:
-    """One deploy root: ROOT/releases, ROOT/current, the database and a port."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.port = free_port()
-        self.db_path = root / "data" / "app.db"
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": f"sqlite:///{self.db_path}",
-            "JWT_SECRET": JWT_SECRET,
-            "APP_ENV": "development",
-            "CORS_ORIGINS": "https://app.example.test",
-            "PASSWORD_HASH_ITERATIONS": "1000",
-            "PYTHONDONTWRITEBYTECODE": "1",
-        }
-
-    def run(
-        self, *argv: str | Path, check: bool = True, **env: str
-    ) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [sys.executable, *map(str, argv)],
-            capture_output=True,
-            text=True,
-            env={**self.env, **env},
-            timeout=60,
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(
-                f"{argv} exited {result.returncode}\n"
-                f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
-            )
-        return result
-
-    def ctl(
-        self, *args: str, check: bool = True, **env: str
-    ) -> subprocess.CompletedProcess[str]:
-        return self.run(SERVICECTL, "--root", self.root, *args, check=check, **env)
-
-    def manage(
-        self, release: str, *args: str, check: bool = True, **env: str
-    ) -> subprocess.CompletedProcess[str]:
-        """Run `manage.py` of ROOT/releases/<release> (or ROOT/current)."""
-        base = self.root / (
-            "current" if release == "current" else f"releases/{release}"
-        )
-        return self.run(base / "app" / "manage.py", *args, check=check, **env)
-
-    def deploy(self, version: str) -> None:
-        """unpack, migrate up, switch, (re)start: the happy path of a release."""
-        self.ctl("unpack", version, "--from", str(RELEASES))
-        self.manage(version, "migrate", "--to-release")
-        self.ctl("switch", version)
-        self.ctl("restart", "--port", str(self.port))
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def get(self, path: str, token: str | None = None) -> tuple[int, Any]:
-        return http("GET", self.url(path), token=token)
-
-    def post(
-        self, path: str, payload: Any, token: str | None = None
-    ) -> tuple[int, Any]:
-        return http("POST", self.url(path), payload, token=token)
-
-    def login(self, email: str, password: str, *, register: bool = True) -> str:
-        if register:
-            self.post("/register", {"email": email, "password": password})
-        status, body = self.post("/login", {"email": email, "password": password})
-        assert status == 200, body
-        return str(body["token"])
-
-    def service_pid(self) -> int | None:
-        pid_file = self.root / "run" / "service.pid"
-        text = pid_file.read_text().strip() if pid_file.exists() else ""
-        return int(text) if text.isdigit() else None
-
-    def teardown(self) -> None:
-        pid = self.service_pid()
-        self.ctl("stop", "--grace", "5s", check=False)
-        if pid is not None and _alive(pid):
-            os.killpg(pid, signal.SIGKILL)
-            pytest.fail(f"service pid {pid} survived `servicectl stop`")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return not (stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z")
-
-
-def wait_until_gone(pid: int, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_artifacts(tmp_path_factory.mktemp("artifacts"))
 
 
 @pytest.fixture
-def deployment(tmp_path: Path) -> Iterator[Deployment]:
-    deploy = Deployment(tmp_path / "root")
+def deployment(tmp_path: Path, artifacts: Path) -> Iterator[Deployment]:
+    deploy = Deployment(tmp_path / "root", artifacts)
     try:
+        yield deploy
+    finally:
+        deploy.teardown()
+
+
+@pytest.fixture(scope="module")
+def service(
+    tmp_path_factory: pytest.TempPathFactory, artifacts: Path
+) -> Iterator[Deployment]:
+    """One running 1.1.0 shared by a module's tests: they only add requests and
+    read what the service says about them."""
+    deploy = Deployment(tmp_path_factory.mktemp("service") / "root", artifacts)
+    try:
+        deploy.deploy("1.1.0")
         yield deploy
     finally:
         deploy.teardown()

@@ -3,8 +3,13 @@ running 1.1.0 service."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
-from conftest import RELEASES, Deployment
+
+if TYPE_CHECKING:
+    from tests.service.deployment import Deployment
+
 
 ADMIN = "root@example.test"
 ADMIN_PASSWORD = "correct-horse-battery"
@@ -54,7 +59,7 @@ def test_promoting_an_existing_user(running: Deployment) -> None:
 
 
 def test_create_admin_rejects_bad_input(deployment: Deployment) -> None:
-    deployment.ctl("unpack", "1.1.0", "--from", str(RELEASES))
+    deployment.unpack("1.1.0")
     deployment.manage("1.1.0", "migrate", "--to-release")
     cases = [
         (ADMIN, "", "ADMIN_PASSWORD is not set"),
@@ -105,7 +110,7 @@ def test_smoke_passes_with_the_admin_check(running: Deployment) -> None:
 def test_smoke_names_the_failing_check_when_nothing_listens(
     deployment: Deployment,
 ) -> None:
-    deployment.ctl("unpack", "1.1.0", "--from", str(RELEASES))
+    deployment.unpack("1.1.0")
     result = deployment.manage(
         "1.1.0", "smoke", "--url", deployment.url(""), check=False
     )

@@ -4,8 +4,12 @@ process on a free port, driven by servicectl.py and each release's manage.py."""
 from __future__ import annotations
 
 import sqlite3
+from typing import TYPE_CHECKING
 
-from conftest import RELEASES, Deployment
+from tests.service.deployment import scrape, value
+
+if TYPE_CHECKING:
+    from tests.service.deployment import Deployment
 
 
 def _tables(deploy: Deployment) -> set[str]:
@@ -45,6 +49,7 @@ def test_upgrade_break_and_roll_back(deployment: Deployment) -> None:
     status, body = deployment.get("/test-db")
     assert (status, body["error"], body["schema_version"]) == (503, "query_failed", 3)
     assert "fee_rate_bps" in body["message"]
+    assert value(scrape(deployment)[1], "db_errors_total", kind="query") == 1
     smoke = deployment.manage(
         "current", "smoke", "--url", deployment.url(""), check=False
     )
@@ -80,7 +85,7 @@ def test_migrate_down_with_the_newer_release_files(deployment: Deployment) -> No
 
 
 def test_server_refuses_to_start_without_config(deployment: Deployment) -> None:
-    deployment.ctl("unpack", "1.0.0", "--from", str(RELEASES))
+    deployment.unpack("1.0.0")
     deployment.ctl("switch", "1.0.0")
     result = deployment.ctl(
         "start",

@@ -7,33 +7,20 @@ here skips.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from runbook_engine.spec.inventory import Host
-from runbook_engine.transports.base import ExecRequest, ExecResult, Stream
+from runbook_engine.transports.base import ExecRequest, ExecResult
 from runbook_engine.transports.ssh import SSHTransport
+from tests.support.clients import Capture, host_for
 from tests.support.sshd import ClientKey, SSHServer, make_client_key, start_servers
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-
-class Capture:
-    """An OutputSink that keeps what it gets, with arrival times."""
-
-    def __init__(self) -> None:
-        self.chunks: list[tuple[Stream, bytes, float]] = []
-
-    def write(self, stream: Stream, data: bytes) -> None:
-        self.chunks.append((stream, data, time.monotonic()))
-
-    def text(self, stream: Stream = Stream.STDOUT) -> str:
-        return b"".join(d for s, d, _ in self.chunks if s is stream).decode()
+    from runbook_engine.spec.inventory import Host
 
 
 Runner = Callable[..., tuple[ExecResult, Capture]]
@@ -55,34 +42,6 @@ def run() -> Runner:
         return transport.exec(request, sink, cancel or threading.Event()), sink
 
     return run_one
-
-
-def host_for(
-    server: SSHServer, key: ClientKey, known_hosts: Path, **changes: object
-) -> Host:
-    host = Host(
-        name=server.name,
-        address=server.host,
-        port=server.port,
-        user="root" if _is_root() else _user(),
-        identity_file=str(key.path),
-        known_hosts=str(known_hosts),
-        connect_timeout=5.0,
-        keepalive=2.0,
-    )
-    return replace(host, **changes)  # type: ignore[arg-type]
-
-
-def _is_root() -> bool:
-    import os
-
-    return os.geteuid() == 0
-
-
-def _user() -> str:
-    import getpass
-
-    return getpass.getuser()
 
 
 @pytest.fixture
@@ -114,16 +73,29 @@ def servers(ssh_root: Path, client_key: ClientKey) -> Iterator[list[SSHServer]]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def hardened(ssh_root: Path, client_key: ClientKey) -> Iterator[SSHServer]:
+    """A long-lived host whose sshd has no SFTP subsystem (a hardened host)."""
+    server = SSHServer(
+        ssh_root / "hardened", [client_key.public_line], name="hardened", sftp=False
+    ).start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def server_factory(
     tmp_path: Path, client_key: ClientKey
 ) -> Iterator[Callable[..., SSHServer]]:
-    """Fresh servers for tests that kill, stop or re-key them."""
+    """Fresh servers for tests that kill, stop or re-key them; ``options`` go to
+    ``SSHServer`` (``sftp=False``, ``settings={...}``)."""
     made: list[SSHServer] = []
 
-    def make(name: str = "fresh", keys: list[str] | None = None) -> SSHServer:
+    def make(
+        name: str = "fresh", keys: list[str] | None = None, **options: Any
+    ) -> SSHServer:
         authorized = keys if keys is not None else [client_key.public_line]
-        server = SSHServer(tmp_path / name, authorized, name=name).start()
+        server = SSHServer(tmp_path / name, authorized, name=name, **options).start()
         made.append(server)
         return server
 

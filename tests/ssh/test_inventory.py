@@ -3,6 +3,7 @@ options and shell out of connections, patterns, ssh_config merge."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 
 import pytest
@@ -23,9 +24,7 @@ hosts:
   cycle-host:
 groups:
   web: [web1, web2]
-  all_app: [web, db1]
-  loop_a: [loop_b, db1]
-  loop_b: [loop_a, cycle-host]
+  all_app: [web, db1, cycle-host]
 vars: {app_dir: /srv/app, role: none}
 """
 
@@ -60,9 +59,8 @@ def test_patterns_resolve_in_order_without_duplicates(fleet):
 
     assert names("web*") == ["web1", "web2"]
     assert names(["db1", "web", "web1"]) == ["db1", "web1", "web2"]
-    assert names("all_app") == ["web1", "web2", "db1"]
+    assert names("all_app") == ["web1", "web2", "db1", "cycle-host"]
     assert names("all_app", limit="web2,db1") == ["web2", "db1"]
-    assert names("loop_a") == ["cycle-host", "db1"]  # a cycle of groups is safe
     assert names("local") == ["local"]
     assert fleet.resolve("local")[0].is_local
 
@@ -174,3 +172,241 @@ def test_missing_explicit_ssh_config_is_an_error(tmp_path):
     with pytest.raises(InventoryError) as caught:
         load_inventory(path)
     assert "does not exist" in str(caught.value.diagnostics[0])
+
+
+def _problems(tmp_path, text: str, name: str = "inventory.yaml") -> list[str]:
+    path = _write(tmp_path, text, name)
+    with pytest.raises(InventoryError) as caught:
+        load_inventory(path)
+    return [f"{d.line}:{d.col}: {d.message}" for d in caught.value.diagnostics]
+
+
+def test_every_host_and_group_problem_is_reported_in_one_pass(tmp_path):
+    found = _problems(
+        tmp_path,
+        """\
+        version: 1
+        defaults: {user: "deploy me", known_hosts: -oUserKnownHostsFile=/x}
+        hosts:
+          a: {address: "10.0.0.1;reboot", colour: red}
+          b: {address: ok.example, port: "22"}
+          c: {identity_file: "~/keys/id;rm -rf ~"}
+          d: {proxy_jump: "$(touch /tmp/pwned)"}
+          e: {lock_dir: "/tmp/`id`"}
+          f: {user: "-oProxyCommand=x"}
+          g: {known_hosts: "~/kh\\nHost *"}
+        groups:
+          web: [a, wbe1]
+          x: [y]
+          y: [x]
+        """,
+    )
+    allowed_path = (
+        "use a path that does not start with '-' and has no whitespace, quotes,"
+        " ';', '$(', backticks or control characters"
+    )
+    user = (
+        "a POSIX user name (letters, digits, '_', '.', '-', not starting with '-'"
+        " or a digit)"
+    )
+    assert found == [
+        f"2:18: 'defaults.user' must be {user}, got 'deploy me'",
+        "2:44: defaults: known_hosts '-oUserKnownHostsFile=/x' has a leading '-';"
+        f" {allowed_path}",
+        "4:16: host 'a': 'address' must be a host name (letters, digits, '-', '_',"
+        " '.') or an IP address, got '10.0.0.1;reboot'",
+        "4:35: host 'a': unknown key 'colour'",
+        "5:34: host 'b': 'port' must be an integer, not the string '22'",
+        f"6:22: host 'c': identity_file '~/keys/id;rm -rf ~' has ';'; {allowed_path}",
+        "7:19: host 'd': proxy_jump '$(touch /tmp/pwned)' has '$('; use inventory"
+        " host names or [user@]host[:port], separated by commas",
+        "8:17: host 'e': lock_dir '/tmp/`id`' has a backtick; " + allowed_path,
+        f"9:13: host 'f': 'user' must be {user}, got '-oProxyCommand=x'",
+        "10:20: host 'g': known_hosts '~/kh\\nHost *' has a newline or control"
+        f" character; {allowed_path}",
+        "12:12: group 'web': unknown host or group 'wbe1'",
+        "14:7: group 'y': groups contain each other in a loop (x -> y -> x); a group"
+        " cannot contain itself",
+    ]
+
+
+def test_a_group_cycle_is_a_validate_error(runbook_cli, tmp_path):
+    path = _write(
+        tmp_path,
+        """\
+        # yaml-language-server: $schema=../schemas/inventory.schema.json
+        version: 1
+        hosts: {h: {}}
+        groups:
+          a: [b, h]
+          b: [a]
+        """,
+    )
+    result = runbook_cli("validate", str(path), "--format", "json")
+    assert result.code == 2
+    (row,) = json.loads(result.stdout)
+    assert (row["line"], row["column"]) == (6, 7)
+    assert "loop (a -> b -> a)" in row["message"]
+
+
+def test_the_inventory_problems_come_out_of_validate_as_text_and_json(
+    runbook_cli, tmp_path
+):
+    path = _write(
+        tmp_path,
+        """\
+        version: 1
+        hosts:
+          a: {address: "-oProxyCommand=x"}
+          b: {user: "x y", port: 0}
+        """,
+    )
+    text = runbook_cli("validate", str(path))
+    assert text.code == 2
+    lines = text.stdout.splitlines()
+    assert [line.split(": ", 1)[0] for line in lines] == [
+        f"{path}:3:16",
+        f"{path}:4:13",
+        f"{path}:4:26",
+    ]
+    rows = json.loads(runbook_cli("validate", str(path), "--format", "json").stdout)
+    assert [(r["line"], r["column"]) for r in rows] == [(3, 16), (4, 13), (4, 26)]
+
+
+def test_values_from_ssh_config_follow_the_same_rules(tmp_path):
+    config = _write(
+        tmp_path,
+        """\
+        Host a
+            HostName 10.0.0.1;reboot
+        Host b
+            User -oProxyCommand=x
+        Host c
+            IdentityFile "/keys/my key"
+        Host d
+            ProxyJump $(id)
+        """,
+        "ssh_config",
+    )
+    found = _problems(
+        tmp_path,
+        f"""\
+        version: 1
+        defaults: {{ssh_config: {config}}}
+        hosts: {{a: {{}}, b: {{}}, c: {{}}, d: {{}}}}
+        """,
+    )
+    assert [f.split(": ", 2)[1:] for f in found] == [
+        ["host 'a'", "ssh_config HostName '10.0.0.1;reboot' has ';'; use a host name"
+         " (letters, digits, '-', '_', '.') or an IP address"],
+        ["host 'b'", "ssh_config User '-oProxyCommand=x' has a leading '-'; use a"
+         " POSIX user name (letters, digits, '_', '.', '-', not starting with '-' or"
+         " a digit)"],
+        ["host 'c'", "ssh_config IdentityFile '/keys/my key' has whitespace; use a"
+         " path that does not start with '-' and has no whitespace, quotes, ';',"
+         " '$(', backticks or control characters"],
+        ["host 'd'", "ssh_config ProxyJump '$(id)' has '$('; use inventory host"
+         " names or [user@]host[:port], separated by commas"],
+    ]  # fmt: skip
+    assert [f.split(":")[0] for f in found] == ["3", "3", "3", "3"]
+
+
+def test_proxy_jump_chains_are_followed_recursively(tmp_path):
+    config = _write(
+        tmp_path,
+        """\
+        Host bastion.example
+            ProxyJump gate@gate.example:2200
+        """,
+        "ssh_config",
+    )
+    inventory = load_inventory(
+        _write(
+            tmp_path,
+            f"""\
+            version: 1
+            defaults: {{ssh_config: {config}, user: deploy}}
+            hosts:
+              app: {{address: 10.0.0.5, proxy_jump: mid}}
+              mid: {{address: 10.0.0.4, proxy_jump: edge}}
+              edge: {{address: 10.0.0.3, proxy_jump: bastion.example}}
+              multi: {{address: 10.0.0.6, proxy_jump: "edge,mid"}}
+            """,
+        )
+    )
+
+    def route(name: str) -> list[str]:
+        hops, host = [], inventory.hosts[name].jump
+        while host is not None:
+            hops.append(f"{host.user}@{host.address}:{host.port}")
+            host = host.jump
+        return hops
+
+    assert route("app") == [
+        "deploy@10.0.0.4:22",
+        "deploy@10.0.0.3:22",
+        "deploy@bastion.example:22",
+        "gate@gate.example:2200",
+    ]
+    # several hops: the first keeps its own chain, the next is reached through it
+    assert route("multi") == [
+        "deploy@10.0.0.4:22",
+        "deploy@10.0.0.3:22",
+        "deploy@bastion.example:22",
+        "gate@gate.example:2200",
+    ]
+
+
+def test_a_proxy_jump_loop_is_refused_naming_the_chain(tmp_path):
+    config = _write(
+        tmp_path,
+        """\
+        Host one.example
+            ProxyJump two.example
+        Host two.example
+            ProxyJump one.example
+        """,
+        "ssh_config",
+    )
+    found = _problems(
+        tmp_path,
+        f"""\
+        version: 1
+        defaults: {{ssh_config: {config}}}
+        hosts:
+          a: {{address: 10.0.0.1, proxy_jump: b}}
+          b: {{address: 10.0.0.2, proxy_jump: a}}
+          c: {{address: 10.0.0.3, proxy_jump: one.example}}
+          d: {{address: 10.0.0.4, proxy_jump: d}}
+        """,
+    )
+    assert found == [
+        "5:38: host 'b': proxy_jump goes round in a loop (a -> b -> a); a jump host"
+        " cannot be reached through itself",
+        "6:38: host 'c': proxy_jump goes round in a loop (c -> one.example ->"
+        " two.example -> one.example); a jump host cannot be reached through itself",
+        "7:38: host 'd': proxy_jump goes round in a loop (d -> d); a jump host cannot"
+        " be reached through itself",
+    ]
+
+
+def test_yaml_11_readings_in_inventory_vars_say_to_quote(tmp_path):
+    found = _problems(
+        tmp_path,
+        """\
+        version: 1
+        hosts:
+          a: {vars: {python: 3.10, debug: off, port: 8080}}
+        vars: {mode: 0644, yes: 1}
+        """,
+    )
+    assert found == [
+        "3:22: host 'a': 'vars.python' is ambiguous: YAML read the unquoted 3.10 as"
+        " the number 3.1; write '3.10' in quotes for text, or 3.1 for a number",
+        "3:35: host 'a': 'vars.debug' is ambiguous: YAML read the unquoted off as the"
+        " boolean false; write 'off' in quotes for text, or false for a boolean",
+        "4:14: 'vars.mode' is ambiguous: YAML read the unquoted 0644 as the number"
+        " 420; write '0644' in quotes for text, or 420 for a number",
+        "4:20: keys must be strings: YAML read the unquoted yes as the boolean true;"
+        " write 'yes' in quotes",
+    ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import textwrap
 import threading
+import time
 
 import pytest
 
@@ -41,6 +42,33 @@ def test_connect_all_connects_in_parallel_and_reports_failures_per_host(
             transport = pool.get(host)
             assert pool.get(host) is transport  # one transport per host
             assert run(transport, "echo ok")[1].text() == "ok\n"
+
+
+def _keepalive_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "ssh-keepalive"]
+
+
+def test_a_pool_watches_every_connection_with_one_keepalive_thread(
+    make_host, servers, trusted, run
+):
+    hosts = [
+        make_host(servers[i % 3], trusted, name=f"k{i}", keepalive=0.2)
+        for i in range(12)
+    ]
+    before = threading.active_count()
+    with TransportPool() as pool:
+        assert pool.connect_all(hosts, forks=12) == {}
+        assert len(_keepalive_threads()) == 1
+        # paramiko's reader thread per connection, plus the one monitor
+        assert threading.active_count() - before <= len(hosts) + 1
+        # idle for five keepalive intervals: every probe answered, none lost,
+        # and no thread started per probe
+        time.sleep(1.0)
+        assert threading.active_count() - before <= len(hosts) + 1
+        assert all(pool.get(host).connection.is_open() for host in hosts)
+        for host in hosts:
+            assert run(pool.get(host), "echo ok")[1].text() == "ok\n"
+    assert _keepalive_threads() == []
 
 
 def test_ssh_config_alias_with_proxy_jump_through_a_second_sshd(

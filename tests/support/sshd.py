@@ -12,6 +12,10 @@ each simulated host gets a home of its own (remote locks and relative paths do n
 collide between hosts that are really the same machine). The transport resolves
 relative paths against ``$HOME``, so this is what a real host looks like to it.
 
+Options: ``sftp=False`` starts a server without the ``sftp`` subsystem (a hardened
+host: file transfer must fall back to exec channels); ``settings`` overrides or adds
+``sshd_config`` keywords (the benchmark raises ``MaxStartups`` and ``MaxSessions``).
+
 Failure is loud: ``SSHDStartError`` carries the sshd log. Nothing here skips.
 """
 
@@ -34,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
 HOST = "127.0.0.1"
 _START_TIMEOUT = 15.0
@@ -155,9 +159,17 @@ class SSHServer:
     ``kill()`` (SIGKILL to the listener and every session it forked)."""
 
     def __init__(
-        self, directory: Path, authorized_keys: Sequence[str], *, name: str = "sshd"
+        self,
+        directory: Path,
+        authorized_keys: Sequence[str],
+        *,
+        name: str = "sshd",
+        sftp: bool = True,
+        settings: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
+        self.sftp = sftp
+        self.settings = dict(settings or {})
         self.directory = directory
         self.home = directory / "home"
         self.host = HOST
@@ -277,11 +289,15 @@ class SSHServer:
             "LogLevel VERBOSE",
             "MaxStartups 100:30:200",
             "MaxSessions 100",
-            "Subsystem sftp internal-sftp",
             f"SetEnv HOME={self.home}",
         ]
+        if self.sftp:
+            lines.append("Subsystem sftp internal-sftp")
         if version >= (9, 8):  # penalties would lock tests out after a killed session
             lines.append("PerSourcePenalties no")
+        overridden = {k.lower() for k in self.settings}
+        lines = [line for line in lines if line.split()[0].lower() not in overridden]
+        lines += [f"{key} {value}" for key, value in self.settings.items()]
         self.config_path.write_text("\n".join(lines) + "\n")
 
     def _launch(self, sshd: str) -> None:
@@ -346,12 +362,20 @@ def start_servers(
     authorized_keys: Sequence[str] = (),
     *,
     prefix: str = "host",
+    sftp: bool = True,
+    settings: Mapping[str, str] | None = None,
 ) -> list[SSHServer]:
     """Start ``count`` servers in parallel under ``root`` (a new temp dir when None).
     On any failure every server already started is stopped and the error re-raised."""
     base = root if root is not None else Path(tempfile.mkdtemp(prefix="runbook-sshd-"))
     servers = [
-        SSHServer(base / f"{prefix}{index}", authorized_keys, name=f"{prefix}{index}")
+        SSHServer(
+            base / f"{prefix}{index}",
+            authorized_keys,
+            name=f"{prefix}{index}",
+            sftp=sftp,
+            settings=settings,
+        )
         for index in range(count)
     ]
     with ThreadPoolExecutor(max_workers=min(count, 16) or 1) as pool:

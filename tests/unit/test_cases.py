@@ -1,6 +1,7 @@
 """Data-driven cases: every file in tests/cases/invalid/ starts with one or more
-``# expect: LINE:COL: message`` lines, and loading + schema validation must give
-exactly those diagnostics, in that order. Files in tests/cases/valid/ give none."""
+``# expect: LINE:COL: message`` lines, and checking it the way ``runbook validate``
+does (loader, schema, semantic checks, includes) must give exactly those
+diagnostics, in that order. Files in tests/cases/valid/ give none."""
 
 from __future__ import annotations
 
@@ -9,9 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from runbook_engine.errors import InputError
-from runbook_engine.spec.loader import load_yaml
-from runbook_engine.spec.schema import validate_document
+from runbook_engine.spec.build import check_runbook
 
 if TYPE_CHECKING:
     from runbook_engine.diagnostics import Diagnostic
@@ -23,11 +22,7 @@ MODELINE = "# yaml-language-server: $schema=../../../schemas/runbook.schema.json
 
 
 def diagnose(path: Path) -> list[Diagnostic]:
-    try:
-        doc = load_yaml(path)
-    except InputError as exc:
-        return exc.diagnostics
-    return validate_document(doc, "runbook")
+    return check_runbook(path)
 
 
 def expectations(path: Path) -> list[str]:

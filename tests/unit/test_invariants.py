@@ -14,10 +14,20 @@ PACKAGE = ROOT / "runbook_engine"
 # each third-party library is imported in one named place, so mapping or swapping it
 # stays a local change
 ALLOWED_IMPORTERS = {
-    "yaml": {"spec/loader.py"},
+    "yaml": {"spec/reader.py"},
     "jsonschema": {"spec/schema.py"},
-    "jinja2": {"render.py", "spec/lint.py"},
-    "paramiko": {"transports/ssh.py", "spec/inventory.py"},
+    "jinja2": {"render.py", "sandbox.py", "spec/lint.py"},
+    # the ssh* family of transports/ (connection, auth, wire, exec, files) and the
+    # ssh_config parser of the inventory
+    "paramiko": {
+        "transports/ssh.py",
+        "transports/ssh_auth.py",
+        "transports/ssh_connect.py",
+        "transports/ssh_exec.py",
+        "transports/ssh_files.py",
+        "transports/ssh_wire.py",
+        "spec/sshconfig.py",
+    },
     "tenacity": {"engine/retries.py"},
     "click": {
         "cli/__init__.py",
@@ -209,3 +219,97 @@ def test_the_file_default_never_loads_the_database_driver(tmp_path):
             done.stdout,
             done.stderr,
         )
+
+
+# inventory values that reach a connection or a remote script
+INVENTORY_FIELDS = {
+    "address",
+    "user",
+    "port",
+    "identity_file",
+    "proxy_jump",
+    "known_hosts",
+    "ssh_config",
+    "lock_dir",
+}
+_SSH_PROGRAMS = {"ssh", "scp", "sftp", "rsync", "ssh-keyscan"}
+_SPAWNERS = {"run", "Popen", "call", "check_call", "check_output", "system", "popen"}
+_SHELL_SYNTAX = ("\n", "&&", "||", "$", "`", "export ", "cd ", "mkdir ", "|", " > ")
+
+
+def _calls(tree: ast.AST):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else None
+            if name is None and isinstance(func, ast.Name):
+                name = func.id
+            yield name, node
+
+
+def _first_word(node: ast.Call) -> str | None:
+    if not node.args:
+        return None
+    first = node.args[0]
+    if isinstance(first, ast.List | ast.Tuple) and first.elts:
+        first = first.elts[0]
+    if isinstance(first, ast.Constant) and isinstance(first.value, str):
+        return first.value.split()[0] if first.value.split() else None
+    return None
+
+
+def test_no_code_path_runs_an_ssh_or_scp_program():
+    # connections go through paramiko with values as data, never an ssh command
+    # line where an inventory value could become an option (-oProxyCommand=...)
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        for name, call in _calls(ast.parse(path.read_text())):
+            word = _first_word(call)
+            if name in _SPAWNERS and word and word.rsplit("/", 1)[-1] in _SSH_PROGRAMS:
+                found.append(f"{path.relative_to(PACKAGE)}:{call.lineno}")
+            if name in _SPAWNERS and any(
+                kw.arg == "shell"
+                and isinstance(kw.value, ast.Constant)
+                and kw.value.value is True
+                for kw in call.keywords
+            ):
+                found.append(f"{path.relative_to(PACKAGE)}:{call.lineno} shell=True")
+    assert found == []
+
+
+def _field_of(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Attribute):
+        return node.attr if node.attr in INVENTORY_FIELDS else None
+    if isinstance(node, ast.Name):
+        return node.id if node.id in INVENTORY_FIELDS else None
+    return None
+
+
+def test_inventory_values_reach_shell_text_only_through_quoting():
+    # an f-string that reads like shell may embed an inventory value only through
+    # a call (shlex.quote, or a helper built on it), never as it is
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.JoinedStr):
+                continue
+            text = "".join(
+                part.value for part in node.values if isinstance(part, ast.Constant)
+            )
+            if not any(marker in text for marker in _SHELL_SYNTAX):
+                continue
+            for part in node.values:
+                if isinstance(part, ast.FormattedValue) and _field_of(part.value):
+                    found.append(f"{path.relative_to(PACKAGE)}:{node.lineno}")
+    assert found == []
+
+
+def test_the_quoting_invariant_would_see_an_unquoted_field():
+    bad = ast.parse('script = f"cd {host.lock_dir} && ls"')
+    joined = next(n for n in ast.walk(bad) if isinstance(n, ast.JoinedStr))
+    assert any(
+        isinstance(p, ast.FormattedValue) and _field_of(p.value) == "lock_dir"
+        for p in joined.values
+    )
+    call = next(c for _, c in _calls(ast.parse("subprocess.run(['ssh', host])")))
+    assert _first_word(call) == "ssh"

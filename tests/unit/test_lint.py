@@ -242,7 +242,11 @@ def test_strict_validate_prints_github_warnings_and_fails(
     path.write_text(HEADER + "name: rb\nsteps:\n  - id: ask\n    approve: ok?\n")
     strict = runbook_cli("validate", "--strict", "--format", "github", str(path))
     assert strict.code == 2  # type: ignore[attr-defined]
-    assert f"::warning file={path},line=5,col=5::approve step 'ask'" in strict.stdout  # type: ignore[attr-defined]
+    assert (
+        f"::warning file={path},line=5,col=5,title=RB003::approve step 'ask'"
+        in strict.stdout  # type: ignore[attr-defined]
+    )
+    assert "(use `approve: {message: ..., timeout: 30m}`) [RB003]" in strict.stdout  # type: ignore[attr-defined]
     relaxed = runbook_cli("validate", str(path))
     assert relaxed.code == 0  # type: ignore[attr-defined]
 

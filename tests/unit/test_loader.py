@@ -19,6 +19,7 @@ from runbook_engine.spec.loader import (
     explain_plain_scalar,
     load_mapping_file,
     load_yaml,
+    read_yaml,
 )
 
 PACKAGE = Path(__file__).resolve().parents[2] / "runbook_engine"
@@ -212,11 +213,25 @@ def test_problems_found_before_a_syntax_error_are_kept() -> None:
     ]
 
 
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "\n\n  \n", "---\n"])
+def test_an_empty_file_is_a_positioned_error(text: str) -> None:
+    assert problems(text) == [
+        "1:1: the file is empty (nothing but comments and blank lines)"
+    ]
+
+
+def test_the_caller_says_what_the_file_should_hold() -> None:
+    with pytest.raises(InputError) as caught:
+        read_yaml("rb.yaml", "- a\n", shape="a runbook needs version, name and steps")
+    assert [str(d) for d in caught.value.diagnostics] == [
+        "rb.yaml:1:1: the top level must be a mapping (key: value), found a list:"
+        " a runbook needs version, name and steps"
+    ]
+
+
 @pytest.mark.parametrize(
     ("text", "found"),
     [
-        ("", "nothing (the file is empty)"),
-        ("# only a comment\n", "nothing (the file is empty)"),
         ("- a\n", "a list"),
         ("hello\n", "a string"),
         ("42\n", "the number 42"),
@@ -291,4 +306,19 @@ def test_only_the_loader_imports_yaml() -> None:
         for path in PACKAGE.rglob("*.py")
         if re.search(r"^\s*(import yaml|from yaml\b)", path.read_text(), re.MULTILINE)
     ]
-    assert importers == ["spec/loader.py"]
+    assert importers == ["spec/reader.py"]
+
+
+def test_a_colon_in_an_unquoted_value_says_to_quote_it() -> None:
+    assert problems("version: 1\nsteps:\n  - id: a\n    run: echo a: b\n") == [
+        "4:16: YAML syntax error: mapping values are not allowed in this context;"
+        " a value containing ': ' must be quoted, e.g. run: \"echo a: b\""
+    ]
+
+
+def test_problems_of_one_value_do_not_stop_reading() -> None:
+    doc = read_yaml("rb.yaml", "a: 1\non: push\nb: {c: 1, c: 2}\nd: !!binary aGk=\n")
+    assert doc.data == {"a": 1, "b": {"c": 1}, "d": "aGk="}
+    assert [f"{d.line}:{d.col}" for d in doc.problems] == ["2:1", "3:11", "4:4"]
+    with pytest.raises(InputError):
+        load_yaml("rb.yaml", "a: 1\non: push\n")

@@ -2,10 +2,11 @@
 
     python frontend/build.py [--out DIR]
 
-Strips comments and indentation from the CSS and JS, names each asset after the
-first 10 hex digits of its SHA-256, and writes index.html pointing at them plus
-a manifest.json. The new dist is built beside the old one and swapped in, so a
-running server never sees a half-written build. Standard library only.
+Strips comments and indentation from the CSS and JS, fills in the release's notice
+(`src/notice.txt`, optional: one line shown next to the version), names each asset
+after the first 10 hex digits of its SHA-256, and writes index.html pointing at
+them plus a manifest.json. The new dist is built beside the old one and swapped
+in, so a running server never sees a half-written build. Standard library only.
 """
 
 from __future__ import annotations
@@ -41,10 +42,17 @@ def hashed_name(stem: str, suffix: str, content: str) -> str:
     return f"{stem}.{digest}{suffix}"
 
 
+def read_notice(src: Path) -> str:
+    """The release's one-line notice, or '' when it has none."""
+    path = src / "notice.txt"
+    return path.read_text(encoding="utf-8").strip() if path.is_file() else ""
+
+
 def build(src: Path, out: Path, version: str) -> dict[str, str]:
     """Write the built site to `out` (replaced whole); returns the manifest."""
     css = minify_css((src / "style.css").read_text(encoding="utf-8"))
     js = minify_js((src / "app.js").read_text(encoding="utf-8"))
+    js = js.replace('"{{notice}}"', json.dumps(read_notice(src)))
     manifest = {
         "version": version,
         "style_css": hashed_name("style", ".css", css),

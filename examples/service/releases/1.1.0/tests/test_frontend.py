@@ -35,6 +35,14 @@ class FrontendBuildTest(unittest.TestCase):
             self.assertTrue((self.tmp / "dist" / "assets" / manifest[key]).is_file())
         self.assertNotIn("{{", html)
 
+    def test_the_release_notice_is_built_into_the_script(self) -> None:
+        manifest = self._build(self.tmp / "dist")
+        script = (self.tmp / "dist" / "assets" / manifest["app_js"]).read_text()
+        notice_file = BUILD.parent / "src" / "notice.txt"
+        notice = notice_file.read_text().strip() if notice_file.is_file() else ""
+        self.assertIn(f"const NOTICE = {json.dumps(notice)};", script)
+        self.assertNotIn("{{notice}}", script)
+
     def test_build_is_reproducible_and_replaces_the_old_dist(self) -> None:
         first = self._build(self.tmp / "dist")
         (self.tmp / "dist" / "stale.txt").write_text("old")

@@ -1,6 +1,9 @@
 // Shows the service health, logs in and displays the wallet.
 "use strict";
 
+// The release's notice (src/notice.txt, if any), filled in by build.py.
+const NOTICE = "{{notice}}";
+
 async function getJson(path, token) {
   const headers = token ? { Authorization: "Bearer " + token } : {};
   const response = await fetch(path, { headers });
@@ -10,7 +13,9 @@ async function getJson(path, token) {
 async function showHealth() {
   const { status, body } = await getJson("/health");
   document.getElementById("status").textContent =
-    status === 200 ? "healthy, version " + body.version : "unhealthy";
+    status === 200
+      ? "healthy, version " + body.version + (NOTICE ? " (" + NOTICE + ")" : "")
+      : "unhealthy";
 }
 
 async function login(event) {
