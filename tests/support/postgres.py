@@ -66,18 +66,28 @@ class PostgresServer:
     def __init__(self, *, tcp: bool = False, durable: bool = False) -> None:
         self.tcp = tcp
         self.durable = durable
-        self.directory = Path(tempfile.mkdtemp(prefix="runbook-pg-"))
+        self._as: list[str] = []
+        if os.geteuid() == 0:
+            self._as = ["setpriv", "--reuid=postgres", "--regid=postgres"]
+            self._as += ["--init-groups", "--"]
+        self.directory = Path(tempfile.mkdtemp(prefix="runbook-pg-", dir=self._base()))
+        if self._as:
+            entry = pwd.getpwnam("postgres")
+            os.chown(self.directory, entry.pw_uid, entry.pw_gid)
         self.data = self.directory / "data"
         self.log_path = self.directory / "postgres.log"
         self.port = _free_port()  # also names the socket file (.s.PGSQL.PORT)
         self._process: subprocess.Popen[bytes] | None = None
         self._counter = 0
-        self._as: list[str] = []
-        if os.geteuid() == 0:
-            self._as = ["setpriv", "--reuid=postgres", "--regid=postgres"]
-            self._as += ["--init-groups", "--"]
-            entry = pwd.getpwnam("postgres")
-            os.chown(self.directory, entry.pw_uid, entry.pw_gid)
+
+    def _base(self) -> str:
+        """$TMPDIR when the server's user can reach it, else /tmp (a root-only
+        TMPDIR, as pytest's, cannot hold a server run as ``postgres``)."""
+        base = tempfile.gettempdir()
+        if not self._as:
+            return base
+        reach = subprocess.run([*self._as, "test", "-x", base], check=False)
+        return base if reach.returncode == 0 else "/tmp"
 
     # -- facts -------------------------------------------------------------------------
 
