@@ -110,7 +110,12 @@ def _looks_like(data: object) -> Kind | None:
         return None
     if "steps" in data or ("version" in data and "name" in data):
         return "runbook"
-    if isinstance(data.get("hosts"), dict) or "groups" in data or "defaults" in data:
+    # an inventory's groups are a mapping; Prometheus rules' `groups:` is a list
+    # (None: a file too broken to read, judged by its key lines)
+    if any(
+        key in data and (data[key] is None or isinstance(data[key], dict))
+        for key in ("hosts", "groups", "defaults")
+    ):
         return "inventory"
     return None
 

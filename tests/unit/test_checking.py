@@ -55,6 +55,8 @@ def test_a_directory_search_skips_yaml_that_is_not_ours(tmp_path):
     write(tmp_path, "ci/github-actions.yml", WORKFLOW)
     write(tmp_path, "playbook.yml", "- hosts: all\n  tasks: []\n")
     write(tmp_path, "broken-workflow.yml", "on: [push\njobs: {\n")
+    # Prometheus rules: a top-level `groups:` that is a list, not an inventory's
+    write(tmp_path, "alerts.yml", "groups:\n  - name: app\n    rules: []\n")
     write(tmp_path, "ok.yaml", "version: 1\nname: ok\nsteps: [{id: a, run: 'true'}]\n")
     assert found([tmp_path]) == ([], 1)
 
