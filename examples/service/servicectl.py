@@ -297,8 +297,10 @@ def _proc_state(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[0]
 
 
-def is_alive(pid: int) -> bool:
-    """True for a live (non-zombie) process running the service."""
+def is_alive(pid: int, *, starting: bool = False) -> bool:
+    """True for a live (non-zombie) process running the service. ``starting``: the
+    process was just spawned, so its command line may still be ours (servicectl's,
+    between fork and exec)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -311,7 +313,7 @@ def is_alive(pid: int) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return True
-    return b"server.py" in cmdline
+    return b"server.py" in cmdline or (starting and b"servicectl.py" in cmdline)
 
 
 def running_pid(layout: Layout) -> int | None:
@@ -436,7 +438,12 @@ def start(layout: Layout, port: int, host: str, timeout: float) -> str:
     pid = _spawn(layout, release_dir, host, port)
     url = f"http://{_probe_host(host)}:{port}/health"
     try:
-        wait_healthy(url, timeout, version=version, still_running=lambda: is_alive(pid))
+        wait_healthy(
+            url,
+            timeout,
+            version=version,
+            still_running=lambda: is_alive(pid, starting=True),
+        )
     except CtlError as exc:
         stop(layout, grace=2.0)
         raise CtlError(
