@@ -83,3 +83,9 @@ def test_kind_follows_the_schema_line_then_the_keys(tmp_path):
     assert kind_of(declared)[0] == "inventory"
     assert kind_of(write(tmp_path, "c.yaml", WORKFLOW))[0] is None
     assert kind_of(write(tmp_path, "d.yaml", WORKFLOW), named=True)[0] == "runbook"
+
+
+def test_a_named_file_that_names_another_tools_schema_is_not_ours(tmp_path):
+    workflow = "# yaml-language-server: $schema=https://json.schemastore.org/github-workflow.json\n"
+    write(tmp_path, "ci.yml", workflow + WORKFLOW)
+    assert found([tmp_path / "ci.yml"]) == ([], 0)
