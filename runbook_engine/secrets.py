@@ -53,18 +53,22 @@ class SecretSource:
         return f"file {self.file}"
 
 
-def read_secrets(sources: Iterable[SecretSource]) -> tuple[dict[str, str], list[str]]:
-    """Read every secret. Returns (values, warnings); a missing one raises SecretError
-    naming the secret and its source, never a value (an optional one reads as "")."""
+def read_secrets(
+    sources: Iterable[SecretSource],
+) -> tuple[dict[str, str], list[str], list[str]]:
+    """Read every secret. Returns (values, warnings, absent): a missing one raises
+    SecretError naming the secret and its source, never a value; an optional one
+    reads as "" and ``absent`` says why (shown with -v, always audited)."""
     values: dict[str, str] = {}
     warnings: list[str] = []
+    absent: list[str] = []
     for source in sources:
         try:
             value = _read_one(source, Masker(values.values()))
         except SecretError as exc:
             if not source.optional:
                 raise
-            warnings.append(f"optional {exc}: using an empty value")
+            absent.append(f"optional {exc}: empty")
             values[source.name] = ""
             continue
         if len(value) < MIN_SAFE_LENGTH:
@@ -73,7 +77,7 @@ def read_secrets(sources: Iterable[SecretSource]) -> tuple[dict[str, str], list[
                 " it is not masked in output (masking it would hide ordinary text)"
             )
         values[source.name] = value
-    return values, warnings
+    return values, warnings, absent
 
 
 def _read_one(source: SecretSource, masker: Masker) -> str:

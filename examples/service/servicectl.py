@@ -177,14 +177,36 @@ def expected_sha256(args: argparse.Namespace) -> str:
     raise CtlError(f"{args.sums} has no checksum for {name}")
 
 
+def _unsafe_member(members: list[tarfile.TarInfo], version: str) -> str | None:
+    if not members:
+        return "the archive is empty"
+    for member in members:
+        parts = Path(member.name).parts
+        if (
+            not parts
+            or parts[0] != version
+            or ".." in parts
+            or member.name.startswith("/")
+        ):
+            return f"does not hold one directory {version}/ ({member.name!r})"
+        if not (member.isfile() or member.isdir()):
+            return f"{member.name!r} is not a regular file or a directory"
+    return None
+
+
 def _extract(archive: Path, version: str, staging: Path) -> Path:
-    """Unpack into staging (tarfile's 'data' filter: no links out, no devices)."""
+    """Unpack into staging: only directories and regular files, all under
+    ``<version>/`` (no links, no devices, no absolute or ``..`` paths), on every
+    Python 3.11 (Debian's 3.11.2 has no tarfile extraction filters)."""
     try:
         with tarfile.open(archive, "r:gz") as tar:
-            names = tar.getnames()
-            if not names or any(n.split("/")[0] != version for n in names):
-                raise CtlError(f"{archive} does not hold one directory {version}/")
-            tar.extractall(staging, filter="data")
+            members = tar.getmembers()
+            problem = _unsafe_member(members, version)
+            if problem:
+                raise CtlError(f"{archive}: {problem}")
+            for member in members:
+                member.mode &= 0o755  # no setuid/setgid/sticky, nobody else writes
+                tar.extract(member, staging, set_attrs=member.isfile())
     except (tarfile.TarError, OSError) as exc:
         raise CtlError(f"cannot unpack {archive}: {exc}") from exc
     tree = staging / version
@@ -297,8 +319,10 @@ def _proc_state(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[0]
 
 
-def is_alive(pid: int) -> bool:
-    """True for a live (non-zombie) process running the service."""
+def is_alive(pid: int, *, starting: bool = False) -> bool:
+    """True for a live (non-zombie) process running the service. ``starting``: the
+    process was just spawned, so its command line may still be ours (servicectl's,
+    between fork and exec)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -311,7 +335,7 @@ def is_alive(pid: int) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return True
-    return b"server.py" in cmdline
+    return b"server.py" in cmdline or (starting and b"servicectl.py" in cmdline)
 
 
 def running_pid(layout: Layout) -> int | None:
@@ -436,7 +460,12 @@ def start(layout: Layout, port: int, host: str, timeout: float) -> str:
     pid = _spawn(layout, release_dir, host, port)
     url = f"http://{_probe_host(host)}:{port}/health"
     try:
-        wait_healthy(url, timeout, version=version, still_running=lambda: is_alive(pid))
+        wait_healthy(
+            url,
+            timeout,
+            version=version,
+            still_running=lambda: is_alive(pid, starting=True),
+        )
     except CtlError as exc:
         stop(layout, grace=2.0)
         raise CtlError(

@@ -433,6 +433,9 @@ def _batch_size(spec: int | str, total: int) -> int:
     return max(1, int(spec))
 
 
+_ROW_WORDS = 500  # characters of a failed check's last line in its go/no-go row
+
+
 def _check_message(result: StepResult) -> str:
     """What a go/no-go row says: the failure and the check's own last words."""
     message = result.message or ""
@@ -440,5 +443,6 @@ def _check_message(result: StepResult) -> str:
         return message
     said = (result.stderr.strip() or result.stdout.strip()).splitlines()
     if said and said[-1] not in message:
-        return f"{message}: {said[-1][:200]}" if message else said[-1][:200]
+        last = said[-1][:_ROW_WORDS]
+        return f"{message}: {last}" if message else last
     return message

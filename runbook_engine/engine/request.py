@@ -67,6 +67,7 @@ class Prepared:
     secrets: dict[str, str]
     masker: Masker
     warnings: list[str]
+    absent: list[str]  # optional secrets that are not there, and why
     inventory: Inventory
     hosts: list[Host]
 
@@ -91,7 +92,7 @@ def prepare(request: RunRequest) -> Prepared:
     """Everything that can be wrong with the input, checked before anything runs."""
     runbook = load_runbook(request.runbook)
     params = _params(runbook, request)
-    values, warnings = read_secrets(runbook.secrets.values())
+    values, warnings, absent = read_secrets(runbook.secrets.values())
     masker = Masker.of(values)
     inventory = (
         load_inventory(request.inventory) if request.inventory else Inventory.local()
@@ -108,6 +109,7 @@ def prepare(request: RunRequest) -> Prepared:
         secrets=values,
         masker=masker,
         warnings=warnings,
+        absent=absent,
         inventory=inventory,
         hosts=hosts,
     )

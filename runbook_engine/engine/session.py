@@ -120,6 +120,8 @@ class Session:
         record_start(sink, prepared, self.run_id, mode=request.mode)
         for warning in prepared.warnings:
             sink.emit(Notice(kind="warning", message=warning))
+        for why in prepared.absent:
+            sink.emit(Notice(kind="secret.absent", message=why))
         for kind, message in request.notices:
             sink.emit(Notice(kind=kind, message=message))
         if request.mode == "resume":

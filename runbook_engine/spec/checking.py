@@ -3,7 +3,9 @@ diagnostic (and, with ``--strict``, the lint warnings).
 
 Which files are checked, and as what:
 
-1. A file **named on the command line** is always checked. It is an inventory when
+1. A file **named on the command line** is checked, unless its
+   ``# yaml-language-server: $schema=`` line names another tool's schema (it says
+   whose it is: a GitHub workflow, a pre-commit config). It is an inventory when
    its ``# yaml-language-server: $schema=`` line names the inventory schema, or when
    its keys are an inventory's (``hosts:`` holding a mapping, ``groups:``,
    ``defaults:``) and not a runbook's; otherwise it is a runbook. So an emptied
@@ -41,6 +43,8 @@ _SUFFIXES = (".yaml", ".yml")
 _MODELINE = re.compile(
     r"(?m)^#\s*yaml-language-server:\s*\$schema=\S*?\b(runbook|inventory)\.schema\.json"
 )
+# a schema line naming someone else's schema (a workflow, pre-commit, Prometheus...)
+_OTHER_SCHEMA = re.compile(r"(?m)^#\s*yaml-language-server:\s*\$schema=\S+")
 _KEY_LINE = re.compile(r"(?m)^([A-Za-z_][\w-]*)\s*:")
 _BLANK = re.compile(r"(?:\s|#[^\n]*)*")
 
@@ -90,6 +94,8 @@ def kind_of(path: Path, *, named: bool = False) -> tuple[Kind | None, Document |
         data = None if _BLANK.fullmatch(text or "") else _key_lines(text or "")
     if declared:
         return ("inventory" if declared.group(1) == "inventory" else "runbook"), doc
+    if _OTHER_SCHEMA.search(text or ""):
+        return None, doc  # it says whose it is: not ours, even when named
     looks = _looks_like(data)
     if looks is not None or named:
         return looks or "runbook", doc
@@ -110,7 +116,12 @@ def _looks_like(data: object) -> Kind | None:
         return None
     if "steps" in data or ("version" in data and "name" in data):
         return "runbook"
-    if isinstance(data.get("hosts"), dict) or "groups" in data or "defaults" in data:
+    # an inventory's groups are a mapping; Prometheus rules' `groups:` is a list
+    # (None: a file too broken to read, judged by its key lines)
+    if any(
+        key in data and (data[key] is None or isinstance(data[key], dict))
+        for key in ("hosts", "groups", "defaults")
+    ):
         return "inventory"
     return None
 

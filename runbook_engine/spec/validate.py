@@ -136,6 +136,13 @@ class _Checker:
             for template in _templates_in(value, (*path, key), key):
                 self._check_template(template, where, allowed)
         self._check_command_sizes(step, path, where)
+        if phase == "preconditions" and "undo" in step:
+            self.error(
+                (*path, "undo"),
+                f"{where}: a precondition must only read, so its undo would never run:"
+                " move what it changes to steps:",
+                key=True,
+            )
         self.vars.update(_names(step.get("set")))
         done.update(own)
 

@@ -124,6 +124,7 @@ def scratch(tmp_path: Path) -> Iterator[dict[str, str]]:
         TMPDIR=str(scratch_tmp),
         RUNBOOK_STATE_DIR=str(tmp_path / "state"),
         RUNBOOK_DEMO_PORT=str(free_port()),
+        SECRET_STORE_DIR=str(tmp_path / "secret-store"),  # not the operator's own
         NO_COLOR="1",
     )
     try:
@@ -156,6 +157,8 @@ def test_the_readme_lists_the_demo_in_order() -> None:
         "drill runbooks/release.yaml",
         "run runbooks/rollback.yaml",
         "run runbooks/bootstrap_admin.yaml",
+        "run runbooks/observability.yaml",
+        "run runbooks/rotate_jwt.yaml",
         "audit list",
         "run examples/hello.yaml",
     ]
@@ -187,6 +190,8 @@ def test_every_demo_command_of_the_readme_works(
     assert "fee_rate_bps" in drill  # the real failure, not an injected one
     assert "result: succeeded" in outputs["run runbooks/rollback.yaml"]
     assert "| admin | created" in outputs["run runbooks/bootstrap_admin.yaml"]
+    assert "result: succeeded" in outputs["run runbooks/observability.yaml"]
+    assert "result: succeeded" in outputs["run runbooks/rotate_jwt.yaml"]
     listing = outputs["audit list"]
     for name in ("release", "rollback", "bootstrap_admin"):
         assert name in listing
@@ -195,7 +200,10 @@ def test_every_demo_command_of_the_readme_works(
     statuses = [
         r["status"] for r in audit_records(state) if r["event"] == "run.finished"
     ]
-    assert statuses[:4] == ["succeeded", "rolled_back", "succeeded", "succeeded"]
+    assert statuses[:6] == [
+        *["succeeded", "rolled_back", "succeeded", "succeeded", "succeeded"],
+        "succeeded",
+    ]
     root = tmp_path / "tmp" / "runbook-demo"
     assert (root / "current").readlink().name == "1.1.0"
     assert (root / "state" / "last_good").read_text().strip() == "1.1.0"

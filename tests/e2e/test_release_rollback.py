@@ -68,3 +68,38 @@ def test_rollback_of_a_release_over_ssh_then_refused_twice(rb, two_hosts, artifa
         assert deployed.schema_version() == 0
     again = rb("rollback", _run_id(run))
     assert again.code == 2 and "already rolled back by run" in again.stderr
+
+
+@pytest.mark.ssh
+def test_observability_and_key_rotation_over_ssh_on_two_hosts(
+    rb, two_hosts, artifacts, tmp_path
+):
+    inventory, targets = two_hosts
+    fleet = ["-i", str(inventory), "-e", "target=web"]
+    deployed = rb(
+        "run", str(RUNBOOKS / "release.yaml"), *fleet, "-e", "version=1.1.0",
+        "-e", f"artifacts={artifacts}",
+    )  # fmt: skip
+    assert deployed.code == 0, deployed.output
+    tokens = [t.new_user_token(f"ssh-{i}@example.test") for i, t in enumerate(targets)]
+
+    observed = rb("run", str(RUNBOOKS / "observability.yaml"), *fleet)
+    assert observed.code == 0, observed.output
+    for host in ("web0", "web1"):
+        assert f"{host} db_restored" in observed.stderr
+    for deployed_target in targets:
+        assert deployed_target.get("/test-db")[0] == 200  # the fault was undone
+
+    rotated = rb(
+        "run", str(RUNBOOKS / "rotate_jwt.yaml"), *fleet, "-e", "grace=1s",
+        "--output", "json",
+    )  # fmt: skip
+    assert rotated.code == 0, rotated.output
+    new_secret = (tmp_path / "secret-store" / "jwt_secret").read_text()
+    for deployed_target, token in zip(targets, tokens, strict=True):
+        assert deployed_target.get("/profile", token)[0] == 401  # old key dropped
+        fresh = deployed_target.login(
+            f"ssh-{targets.index(deployed_target)}@example.test", "pw-12345678"
+        )
+        assert deployed_target.get("/profile", fresh)[0] == 200
+    assert new_secret not in rotated.output

@@ -108,13 +108,17 @@ def test_a_secret_manager_command_gives_the_value_masked_everywhere(
             run: test -z "$T" && echo "optional token is empty"
             env: {T: "{{ secrets.optional_token }}"}
     """)
-    result = runbook_cli("run", str(rb), "--report", f"json:{tmp_path}/r.json")
+    result = runbook_cli("run", str(rb), "-v", "--report", f"json:{tmp_path}/r.json")
     assert result.code == 0, result.output
     # the trailing newline is stripped: the command saw exactly the value
     assert f"got *** ({len(SECRET)} chars)" in result.stderr
     assert "optional token is empty" in result.stderr
-    assert "optional secret 'optional_token'" in result.stderr
+    assert "optional secret 'optional_token'" in result.stderr  # with -v
     assert "vault sealed" in result.stderr  # why it is empty
+    quiet = runbook_cli("run", str(rb))
+    assert "optional secret" not in quiet.stderr  # expected: not shown by default
+    absent = [r for r in audit_records(state_dir) if r.get("kind") == "secret.absent"]
+    assert len(absent) == 2  # but always in the audit log
     everything = _everything_written(state_dir, tmp_path, result.stdout, result.stderr)
     assert SECRET not in everything.replace(shlex.quote(SECRET), "")
 

@@ -1,4 +1,4 @@
-"""examples/service/alerts.rules with the real promtool: the rules are valid, their
+"""examples/service/alerts.yml with the real promtool: the rules are valid, their
 unit tests (alerts.test.yml) pass, every alert waits, has a severity and names a
 runbook, and the series they use are what the running service exposes.
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from tests.service.deployment import Deployment
 
-RULES = SERVICE_DIR / "alerts.rules"
+RULES = SERVICE_DIR / "alerts.yml"
 REPO_ROOT = SERVICE_DIR.parents[1]
 OBSCHECK = SERVICE_DIR / "obscheck.py"
 
@@ -66,7 +66,7 @@ def test_the_unit_tests_fail_when_a_threshold_moves(
         "auth_failures_total[5m])) > 0.5", "auth_failures_total[5m])) > 5"
     )
     assert rules != RULES.read_text()
-    (tmp_path / "alerts.rules").write_text(rules)
+    (tmp_path / "alerts.yml").write_text(rules)
     shutil.copy(SERVICE_DIR / "alerts.test.yml", tmp_path)
     tested = subprocess.run(
         [promtool, "test", "rules", "alerts.test.yml"],

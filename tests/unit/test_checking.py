@@ -55,6 +55,8 @@ def test_a_directory_search_skips_yaml_that_is_not_ours(tmp_path):
     write(tmp_path, "ci/github-actions.yml", WORKFLOW)
     write(tmp_path, "playbook.yml", "- hosts: all\n  tasks: []\n")
     write(tmp_path, "broken-workflow.yml", "on: [push\njobs: {\n")
+    # Prometheus rules: a top-level `groups:` that is a list, not an inventory's
+    write(tmp_path, "alerts.yml", "groups:\n  - name: app\n    rules: []\n")
     write(tmp_path, "ok.yaml", "version: 1\nname: ok\nsteps: [{id: a, run: 'true'}]\n")
     assert found([tmp_path]) == ([], 1)
 
@@ -81,3 +83,9 @@ def test_kind_follows_the_schema_line_then_the_keys(tmp_path):
     assert kind_of(declared)[0] == "inventory"
     assert kind_of(write(tmp_path, "c.yaml", WORKFLOW))[0] is None
     assert kind_of(write(tmp_path, "d.yaml", WORKFLOW), named=True)[0] == "runbook"
+
+
+def test_a_named_file_that_names_another_tools_schema_is_not_ours(tmp_path):
+    workflow = "# yaml-language-server: $schema=https://json.schemastore.org/github-workflow.json\n"
+    write(tmp_path, "ci.yml", workflow + WORKFLOW)
+    assert found([tmp_path / "ci.yml"]) == ([], 0)

@@ -276,7 +276,10 @@ def test_pre_commit_hook_runs_strict_validate_on_yaml_files(tmp_path: Path) -> N
     assert hook["entry"] == "runbook validate --strict"
     assert hook["language"] == "python"
     files = re.compile(hook["files"])
-    assert files.search("runbooks/release.yaml") and files.search("a/b.yml")
+    assert files.search("runbooks/release.yaml") and files.search("ops/runbooks/b.yml")
+    assert files.search("inventory.yaml") and files.search("deploy/inventory-prod.yml")
+    # every file it is given is checked: another tool's YAML must not be given
+    assert not files.search(".github/workflows/ci.yml") and not files.search("a/b.yml")
     assert not files.search("report.json")
     path = tmp_path / "rb.yaml"
     path.write_text(HEADER + "name: rb\nsteps:\n  - id: ask\n    approve: ok?\n")
