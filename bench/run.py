@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from bench.fleet import Fleet
     from bench.model import ScenarioResult
     from bench.scenarios import ScenarioSpec
+    from tests.support.postgres import PostgresServer
 
 DEFAULT_JSON = REPO_ROOT / "bench" / "results" / "latest.json"
 SMOKE_JSON = REPO_ROOT / "bench" / "results" / "smoke.json"
@@ -134,10 +135,12 @@ def _run_all(
         tempfile.mkdtemp(prefix="rbb-")
     )  # short: ansible's ControlPath lives here
     fleet: Fleet | None = None
+    postgres: PostgresServer | None = None
     try:
         hosts = max((s.hosts for s in specs), default=0)
         fleet = _start_fleet(hosts, root) if hosts else None
-        workspace = Workspace(root=root, sizes=sizes, fleet=fleet)
+        postgres = _start_postgres() if any(s.postgres for s in specs) else None
+        workspace = Workspace(root=root, sizes=sizes, fleet=fleet, postgres=postgres)
         scratch = root / "runs"
         scratch.mkdir()
         return [
@@ -148,6 +151,8 @@ def _run_all(
         ansible.stop_control_masters(root)
         if fleet is not None:
             fleet.stop()
+        if postgres is not None:
+            postgres.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -156,6 +161,13 @@ def _start_fleet(hosts: int, root: Path) -> Fleet:
 
     print(f"starting {hosts} sshd on 127.0.0.1", file=sys.stderr, flush=True)
     return start_fleet(hosts, root / "fleet")
+
+
+def _start_postgres() -> PostgresServer:
+    from tests.support.postgres import PostgresServer
+
+    print("starting PostgreSQL (fsync on)", file=sys.stderr, flush=True)
+    return PostgresServer(durable=True).start()
 
 
 def _raise_open_files_limit() -> None:
@@ -191,7 +203,7 @@ def _meta(
     }
 
 
-_PACKAGES = ("runbook-engine", "ansible-core", "pyinfra", "paramiko")
+_PACKAGES = ("runbook-engine", "ansible-core", "pyinfra", "paramiko", "psycopg")
 
 
 def _version(package: str) -> str | None:

@@ -51,6 +51,10 @@ def check_targets(results: Sequence[ScenarioResult], sizes: Sizes) -> list[Check
         _ratio(m, "local", "ansible", "runbook", ">=", 20, "local: ansible/runbook"),
         _ratio(m, "local", "pyinfra", "runbook", ">=", 1, "local: pyinfra/runbook"),
         _per_step_over_floor(m, sizes.local_steps),
+        _ratio(
+            m, "state-postgres", "runbook (postgres)", "runbook (jsonl)", "<=", 2,
+            "state: PostgreSQL/JSONL per step",
+        ),
         _ratio(m, "ssh-1", "ansible", "runbook", ">=", 10, "SSH: ansible/runbook"),
         _ssh_marginal(m, marginal_steps),
         _ratio(m, fanout, "ansible", "runbook", ">=", 10, f"{fanout}: ansible/runbook"),

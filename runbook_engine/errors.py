@@ -8,7 +8,9 @@ never exceptions. Exceptions mean "we cannot (safely) go on"::
     │   ├── ParamError             unknown / missing / ill-typed param
     │   ├── InventoryError
     │   ├── SecretError            names the secret, never its value
-    │   └── ResumeError            a run that cannot be resumed
+    │   ├── ResumeError            a run that cannot be resumed
+    │   └── StateStoreError        the state database: a malformed URL, or it cannot
+    │                              be reached or used (the cause in our words)
     ├── NoGoError             (4)  refused, nothing changed
     │   ├── LockHeldError
     │   ├── StateDirError          state dir / audit log unusable at start
@@ -73,6 +75,11 @@ class SecretError(InputError):
 
 class ResumeError(InputError):
     pass
+
+
+class StateStoreError(InputError):
+    """The state database cannot be used: nothing ran (mid-run, the audit writer
+    turns it into ``AuditError``)."""
 
 
 class NoGoError(RunbookError):

@@ -1,5 +1,7 @@
 """Shared fixtures: a private state dir per test and a helper that drives the real CLI
-in a subprocess, the way an operator does."""
+in a subprocess, the way an operator does; one real PostgreSQL server per test
+session with a fresh database per test, and ``backend``, which runs a test against
+the file default and against PostgreSQL."""
 
 from __future__ import annotations
 
@@ -14,8 +16,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.support.postgres import PostgresServer
+
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -119,3 +123,75 @@ def wait_for_steps(state_dir: Path, count: int, timeout: float = 15.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"{count} step(s) did not start within {timeout}s")
+
+
+# -- the state backends -------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL for the whole session (a unix socket, and 127.0.0.1 for
+    the TLS tests). Missing PostgreSQL is an error, never a skip."""
+    server = PostgresServer(tcp=True).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def state_db(postgres_server: PostgresServer) -> str:
+    """A fresh, empty database: its URL."""
+    return postgres_server.create_database()
+
+
+@dataclass
+class Backend:
+    """Where the CLI keeps state in this test: ``file`` (the state dir) or
+    ``postgres`` (``url``, set as RUNBOOK_STATE_URL for the CLI)."""
+
+    kind: str
+    state_dir: Path
+    url: str | None = None
+
+    def records(self) -> list[dict[str, object]]:
+        return [json.loads(line) for line in self.lines()]
+
+    def lines(self) -> list[bytes]:
+        if self.url is None:
+            path = self.state_dir / "audit.jsonl"
+            return path.read_bytes().splitlines() if path.exists() else []
+        import psycopg
+
+        with psycopg.connect(self.url) as connection:
+            rows = connection.execute(
+                "SELECT line FROM runbook_audit ORDER BY n"
+            ).fetchall()
+        return [bytes(row[0]) for row in rows]
+
+    def wait_for(self, text: str, count: int = 1, timeout: float = 15.0) -> None:
+        """Until ``count`` durable records contain ``text`` (e.g. '"step.started"')."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                found = sum(text.encode() in line for line in self.lines())
+            except Exception:  # the tables do not exist before the first run
+                found = 0
+            if found >= count:
+                time.sleep(0.2)
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"{count} record(s) with {text} not seen in {timeout}s")
+
+
+@pytest.fixture(params=["file", "postgres"])
+def backend(
+    request: pytest.FixtureRequest, cli_env: dict[str, str], state_dir: Path
+) -> Backend:
+    if request.param == "file":
+        return Backend("file", state_dir)
+    url = request.getfixturevalue("state_db")
+    cli_env["RUNBOOK_STATE_URL"] = url
+    return Backend("postgres", state_dir, url)

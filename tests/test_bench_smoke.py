@@ -18,7 +18,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIOS = {
-    "startup", "local", "ssh-1", "fanout-1", "fanout-2",
+    "startup", "local", "state-postgres", "ssh-1", "fanout-1", "fanout-2",
     "bigout-local", "bigout-ssh", "validate", "fleet-4",
 }  # fmt: skip
 

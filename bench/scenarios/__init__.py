@@ -24,12 +24,19 @@ class ScenarioSpec:
     name: str
     hosts: int
     build: Callable[[Workspace], Scenario]
+    postgres: bool = False  # needs a PostgreSQL server
 
 
 def all_specs(sizes: Sizes) -> list[ScenarioSpec]:
     specs = [
         ScenarioSpec(name="startup", hosts=0, build=local.build_startup),
         ScenarioSpec(name="local", hosts=0, build=local.build_local),
+        ScenarioSpec(
+            name="state-postgres",
+            hosts=0,
+            build=local.build_state_postgres,
+            postgres=True,
+        ),
         ScenarioSpec(name="ssh-1", hosts=1, build=remote.build_ssh_one),
         ScenarioSpec(name="fanout-1", hosts=1, build=remote.build_fanout_reference),
     ]

@@ -1,5 +1,5 @@
-"""Scenarios on the control machine only: start-up, local steps, big local output,
-validation of many runbooks."""
+"""Scenarios on the control machine only: start-up, local steps, the two state
+backends side by side, big local output, validation of many runbooks."""
 
 from __future__ import annotations
 
@@ -63,6 +63,31 @@ def build_local(ws: Workspace) -> Scenario:
     return Scenario(
         name="local", title=f"local, {steps} steps of true", hosts=0, cases=cases
     )
+
+
+def build_state_postgres(ws: Workspace) -> Scenario:
+    """The local steps with each state backend: the JSONL files (the default) and
+    PostgreSQL (a fresh database per repetition, on a server with fsync on)."""
+    steps, where = ws.sizes.local_steps, ws.directory("state-postgres")
+    server = ws.require_postgres()
+    book = runbook.write_runbook(
+        where / "runbook.yaml",
+        name="bench-state",
+        hosts="local",
+        steps=steps,
+        run="true",
+    )
+    cases = (
+        runbook.run_case(book, units=steps, label="runbook (jsonl)"),
+        runbook.run_case(
+            book,
+            units=steps,
+            label="runbook (postgres)",
+            database=lambda: server.create_database("bench"),
+        ),
+    )
+    title = f"state backends: local, {steps} steps of true, JSONL vs PostgreSQL"
+    return Scenario(name="state-postgres", title=title, hosts=0, cases=cases)
 
 
 def _local_playbook(ws: Workspace, steps: int, module: str) -> Path:

@@ -1,4 +1,5 @@
-"""Where a scenario writes its files, with the sizes and (if started) the fleet."""
+"""Where a scenario writes its files, with the sizes and (if started) the fleet and
+the PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ if TYPE_CHECKING:
 
     from bench.fleet import Fleet
     from bench.model import Sizes
+    from tests.support.postgres import PostgresServer
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -17,6 +19,7 @@ class Workspace:
     root: Path
     sizes: Sizes
     fleet: Fleet | None
+    postgres: PostgresServer | None = None
 
     def directory(self, scenario: str) -> Path:
         path = self.root / "scenarios" / scenario
@@ -27,3 +30,8 @@ class Workspace:
         if self.fleet is None:
             raise RuntimeError("this scenario needs sshd, but no fleet was started")
         return self.fleet
+
+    def require_postgres(self) -> PostgresServer:
+        if self.postgres is None:
+            raise RuntimeError("this scenario needs PostgreSQL, but none was started")
+        return self.postgres

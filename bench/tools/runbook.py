@@ -1,6 +1,7 @@
 """runbook under test: generated runbooks and inventories, ``run``/``validate`` lines.
 
-The contract used: ``runbook run FILE --state-dir DIR -q [-i INVENTORY] [--forks N]``,
+The contract used: ``runbook run FILE --state-dir DIR -q [-i INVENTORY] [--forks N]``
+(with ``RUNBOOK_STATE_URL`` for the database backend),
 ``runbook validate DIR`` and ``runbook --version``. Every run gets a fresh state dir,
 so the per-step fsynced audit log is part of what is measured. Each case has one
 untimed warm-up run, which writes runbook's ``.pyc`` files (an editable install has
@@ -18,6 +19,8 @@ from bench.model import Case, Command
 from bench.tools import find_executable
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from bench.fleet import Fleet, Host
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -71,9 +74,12 @@ def run_case(
     capture_stdout: bool = True,
     label: str = "runbook",
     count_steps: bool = False,
+    database: Callable[[], str] | None = None,
 ) -> Case:
     """``runbook run``; ``count_steps`` adds ``steps`` and ``failed_steps`` (read from
-    the run's audit log) to each sample's figures."""
+    the run's audit log) to each sample's figures. ``database`` makes a fresh
+    database per repetition and returns its URL: the run keeps its state there
+    (RUNBOOK_STATE_URL) instead of in its state dir."""
     extra: tuple[str, ...] = ()
     if inventory is not None:
         extra += ("-i", str(inventory))
@@ -88,9 +94,12 @@ def run_case(
             "--state-dir",
             str(run_dir / "state"),
         )
+        env = _env()
+        if database is not None:
+            env["RUNBOOK_STATE_URL"] = database()
         return Command(
             argv=(*argv, "-q", *extra),
-            env=_env(),
+            env=env,
             capture_stdout=capture_stdout,
             collect=step_counts if count_steps else None,
         )

@@ -32,6 +32,7 @@ class Approver(Protocol):
         message: str,
         confirm: str | None,
         timeout: float | None,
+        cancel: threading.Event | None = None,
     ) -> tuple[bool, str]: ...
 
 

@@ -1,5 +1,6 @@
-"""``approve:`` a manual gate. The asking (TTY prompt, ``--yes``, ``--approve``,
-fail-closed without a TTY) is the executor's ``Approver``; this renders the question."""
+"""``approve:`` a manual gate. The asking (TTY prompt, ``--yes``, ``--approve``, a
+grant from ``runbook approve``, fail-closed without a TTY) is the executor's
+``Approver``; this renders the question."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def run(action: Action, env: ActionEnv) -> Outcome:
     if action.confirm is not None:
         confirm = env.renderer.text_of(action.confirm, "approve.confirm")
     approved, how = env.approver.ask(
-        env.step, env.host, message, confirm, action.timeout
+        env.step, env.host, message, confirm, action.timeout, env.cancel
     )
     display = f"approve: {message}"
     if approved:

@@ -85,15 +85,20 @@ def _print_error(exc: RunbookError) -> None:
         if errors:
             click.echo(f"{errors} error(s); nothing ran", err=True)
         return
+    click.echo(f"error: {_masked(message)}", err=True)
+
+
+def _masked(text: str) -> str:
+    """``text`` with the run's secrets and any database password masked."""
+    from ..engine.store import mask_url
+
     if _INVOCATION.masker is not None:
-        message = _INVOCATION.masker.mask(message)
-    click.echo(f"error: {message}", err=True)
+        text = _INVOCATION.masker.mask(text)
+    return mask_url(text)
 
 
 def _crash() -> NoReturn:
-    text = traceback.format_exc()
-    if _INVOCATION.masker is not None:
-        text = _INVOCATION.masker.mask(text)
+    text = _masked(traceback.format_exc())
     where = None
     try:
         from ..statedir import default_state_dir, ensure_state_dir
@@ -117,4 +122,4 @@ def _crash() -> NoReturn:
 
 
 # register the commands
-from . import records, review, runs  # noqa: E402, F401
+from . import records, review, runs, team  # noqa: E402, F401

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from ..engine.executor import RunReport
     from ..engine.request import Prepared, RunRequest
+    from ..engine.store import StateStore
     from ..secrets import Masker
 
 
@@ -45,6 +46,22 @@ def _state_dir(value: str | None) -> Path:
     path = Path(value).expanduser() if value else default_state_dir()
     _INVOCATION.state_dir = path
     return path
+
+
+def _open_store(state_dir: str | None, state_url: str | None) -> StateStore:
+    """The store ``--state URL`` (a database) or ``--state-dir DIR`` (files) names;
+    close it (``with``) when done. A malformed URL or a database that cannot be
+    reached is exit 2 before anything runs."""
+    from ..engine.store import open_store
+
+    return open_store(_state_dir(state_dir), state_url or None)
+
+
+def _command_line() -> str:
+    """This command as the audit log records it, any database password masked."""
+    from ..engine.store import mask_url
+
+    return mask_url(shlex.join(["runbook", *sys.argv[1:]]))
 
 
 EXTRA_OPTION = click.option(
@@ -86,6 +103,23 @@ STATE_DIR_OPTION = click.option(
     help="Audit log and run state (default $RUNBOOK_STATE_DIR, else"
     " ${XDG_STATE_HOME:-~/.local/state}/runbook).",
 )
+STATE_URL_OPTION = click.option(
+    "--state",
+    "state_url",
+    metavar="URL",
+    envvar="RUNBOOK_STATE_URL",
+    help="Keep the audit trail, run states, locks and approvals in a PostgreSQL"
+    " database shared by a team: postgresql://USER@HOST/DB (default"
+    " $RUNBOOK_STATE_URL; without one, files in the state dir). Give the password"
+    " in ~/.pgpass or PGPASSWORD, not in the URL.",
+)
+
+
+def _state_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--state-dir and --state: what every command that reads or writes state takes."""
+    return STATE_DIR_OPTION(STATE_URL_OPTION(func))
+
+
 _INPUT_OPTIONS = [
     EXTRA_OPTION,
     PARAMS_FILE_OPTION,
@@ -111,6 +145,7 @@ AUDIT_FORWARD_OPTION = click.option(
 )
 _SESSION_OPTIONS = [
     STATE_DIR_OPTION,
+    STATE_URL_OPTION,
     AUDIT_FORWARD_OPTION,
     click.option("--yes", is_flag=True, help="Approve every approve: step (audited)."),
     click.option(
@@ -187,7 +222,7 @@ def _request(runbook: Path, kw: dict[str, Any], **extra: Any) -> RunRequest:
         yes=kw["yes"],
         approve=frozenset(kw["approve"]),
         accept_new_host_keys=kw["accept_new_host_keys"],
-        command_line=shlex.join(["runbook", *sys.argv[1:]]),
+        command_line=_command_line(),
         audit_forward=kw.get("audit_forward"),
         **extra,
     )
@@ -233,18 +268,26 @@ def _prepare(request: RunRequest) -> Prepared:
     return prepared
 
 
-def _execute(prepared: Prepared, kw: dict[str, Any]) -> tuple[RunReport, Any]:
-    """Run with console, collector and reports; returns the report and the collector."""
+def _execute(
+    prepared: Prepared, kw: dict[str, Any], store: StateStore | None = None
+) -> tuple[RunReport, Any]:
+    """Run with console, collector and reports in ``store`` (opened from the
+    options when None); returns the report and the collector."""
+    reports = _parse_reports(kw.get("reports") or ())  # exit 2 before connecting
+    if store is None:
+        with _open_store(kw["state_dir"], kw.get("state_url")) as opened:
+            return _execute(prepared, kw, opened)
+    _mask_state_password(prepared, kw.get("state_url"))
     from ..engine.executor import Terminated
     from ..engine.session import Session
     from ..record.collector import Collector
     from ..record.console import Console
 
-    reports = _parse_reports(kw.get("reports") or ())
     console = Console(verbosity=_verbosity(kw), colour=_colour(kw))
     collector = Collector()
     session = Session(
         prepared,
+        store=store,
         sinks=[console, collector],
         live=console.live,
         announce=console.announce,
@@ -272,6 +315,18 @@ def _execute(prepared: Prepared, kw: dict[str, Any]) -> tuple[RunReport, Any]:
         summary["exit_code"] = int(exit_code_for(report, prepared.request.mode))
         click.echo(json.dumps(summary, indent=2))
     return report, collector
+
+
+def _mask_state_password(prepared: Prepared, url: str | None) -> None:
+    """The database password is masked like a secret (a step could print the
+    RUNBOOK_STATE_URL it inherits)."""
+    from ..engine.store import url_password
+    from ..secrets import Masker
+
+    password = url_password(url or "")
+    if password:
+        prepared.masker = Masker([*prepared.masker.values, password])
+        _INVOCATION.masker = prepared.masker
 
 
 def _summary(

@@ -8,7 +8,9 @@ Files, the first one found of each kind, the repository's winning over the user'
 2. ``${XDG_CONFIG_HOME:-~/.config}/runbook/config.toml``.
 
 A flag on the command line wins over an environment variable (``RUNBOOK_STATE_DIR``,
-``RUNBOOK_INVENTORY``...), which wins over the files (click's ``default_map``). Paths
+``RUNBOOK_STATE_URL``, ``RUNBOOK_INVENTORY``...), which wins over the files (click's
+``default_map``). ``state`` is the shared database's URL (keep its password in
+``~/.pgpass``, not in a file in the repository). Paths
 in a file are relative to that file's directory. An unknown key, a wrong type or
 broken TOML is an input error (exit 2) naming the file, and the line when TOML says.
 """
@@ -45,8 +47,25 @@ _KEYS: dict[str, tuple[type, tuple[str, ...], str]] = {
             "audit list",
             "audit show",
             "audit verify",
+            "audit export",
+            "state import",
         ),
         "state_dir",
+    ),
+    "state": (
+        str,
+        (
+            *_RUNS,
+            "plan",
+            "unlock",
+            "approve",
+            "audit list",
+            "audit show",
+            "audit verify",
+            "audit export",
+            "state import",
+        ),
+        "state_url",
     ),
     "reports": (list, _RUNS, "reports"),
     "audit_forward": (str, (*_RUNS, "plan", "unlock"), "audit_forward"),

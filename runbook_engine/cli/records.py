@@ -1,10 +1,14 @@
-"""Commands about what runs left behind: audit list / show / verify, unlock."""
+"""Commands about what runs left behind: audit list / show / verify / export,
+unlock. Each reads the store ``--state`` or ``--state-dir`` names."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
-from typing import TYPE_CHECKING, Any
+from pathlib import Path as Pathlib
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
@@ -12,9 +16,9 @@ from ..errors import ExitCode, InputError
 from .app import (
     ACCEPT_KEYS_OPTION,
     INVENTORY_OPTION,
-    STATE_DIR_OPTION,
+    _open_store,
     _parse_reports,
-    _state_dir,
+    _state_options,
     _write_reports,
     cli,
 )
@@ -23,6 +27,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
+    from ..engine.store import StateStore
+    from ..record.chain import VerifyReport
+
 
 @cli.group()
 def audit() -> None:
@@ -30,7 +37,7 @@ def audit() -> None:
 
 
 @audit.command(name="list")
-@STATE_DIR_OPTION
+@_state_options
 @click.option(
     "-n",
     "--last",
@@ -39,16 +46,16 @@ def audit() -> None:
     type=click.IntRange(min=1),
     help="How many recent runs.",
 )
-def audit_list(state_dir: str | None, last: int) -> None:
+def audit_list(state_dir: str | None, state_url: str | None, last: int) -> None:
     """Recent runs: id, runbook, operator, status, start, duration."""
-    from ..record.audit import AUDIT_FILE, list_runs
     from ..units import format_duration
 
-    path = _state_dir(state_dir) / AUDIT_FILE
-    if not path.exists():
-        click.echo(f"no runs recorded yet ({path} does not exist)", err=True)
-        return
-    runs = list_runs(path)[-last:]
+    with _open_store(state_dir, state_url) as store:
+        missing = store.audit_missing()
+        if missing:
+            click.echo(f"no runs recorded yet ({missing})", err=True)
+            return
+        runs = store.list_runs()[-last:]
     rows = [("RUN ID", "MODE", "RUNBOOK", "OPERATOR", "STATUS", "STARTED", "DURATION")]
     for item in runs:
         duration = "-" if item.duration is None else format_duration(item.duration)
@@ -72,7 +79,7 @@ def audit_list(state_dir: str | None, last: int) -> None:
 
 @audit.command(name="show")
 @click.argument("run_id", metavar="RUN_ID|last|PREFIX")
-@STATE_DIR_OPTION
+@_state_options
 @click.option(
     "--json", "as_json", is_flag=True, help="The run's records as JSON lines."
 )
@@ -94,6 +101,7 @@ def audit_list(state_dir: str | None, last: int) -> None:
 def audit_show(
     run_id: str,
     state_dir: str | None,
+    state_url: str | None,
     as_json: bool,
     host: str | None,
     step: str | None,
@@ -104,45 +112,60 @@ def audit_show(
     """A past run (its id, `last`, or the start of one id) as a readable timeline.
     --host, --step and --status narrow it (the run's first and last records stay);
     --follow watches a run in progress from another terminal."""
-    from ..record.audit import AUDIT_FILE
+    parsed = _parse_reports(reports)
+    with _open_store(state_dir, state_url) as store:
+        wanted = _resolve(store, run_id)
+        records, chain_head = _show(
+            store, wanted, as_json, follow, host=host, step=step, status=status
+        )
+    if not records:
+        raise InputError(
+            f"no run {run_id!r} in the audit log (see `runbook audit list`)"
+        )
+    _write_reports(parsed, records, wanted, chain_head)
+
+
+def _show(
+    store: StateStore,
+    wanted: str,
+    as_json: bool,
+    follow: bool,
+    **filters: str | None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Print run ``wanted``'s records that match ``filters``; all its records and
+    the hash of the last one."""
     from ..record.timeline import format_timeline, matches
 
-    parsed = _parse_reports(reports)
-    path = _state_dir(state_dir) / AUDIT_FILE
-    wanted = _resolve(path, run_id)
     shown = 0
     records: list[dict[str, Any]] = []
     chain_head: str | None = None
-    for record, head in _records_of(path, wanted, follow=follow):
+    for record, head in _records_of(store, wanted, follow=follow):
         records.append(record)
         chain_head = head
-        if not matches(record, host=host, step=step, status=status):
+        if not matches(record, **filters):
             continue
         shown += record.get("event") not in ("run.started", "run.finished")
         if as_json:
             click.echo(json.dumps(record, ensure_ascii=False))
         else:
             click.echo(format_timeline([record]))
-    if not records:
-        raise InputError(
-            f"no run {run_id!r} in the audit log (see `runbook audit list`)"
-        )
-    if not shown:
+    if records and not shown:
         click.echo("no record of that run matches the filters", err=True)
-    _write_reports(parsed, records, wanted, chain_head)
+    return records, chain_head
 
 
-def _resolve(path: Path, run_id: str) -> str:
-    from ..record.audit import list_runs, resolve_run_id
+def _resolve(store: StateStore, run_id: str) -> str:
+    from ..record.audit import resolve_run_id
 
-    runs = list_runs(path) if path.exists() else []
+    runs = store.list_runs()
     try:
         found = resolve_run_id(runs, run_id)
     except ValueError as exc:
         raise InputError(f"{exc}: give more of it") from None
     if found is None:
         raise InputError(
-            f"no run {run_id!r} in the audit log {path} (see `runbook audit list`)"
+            f"no run {run_id!r} in the audit log {store.location}"
+            " (see `runbook audit list`)"
         )
     return found
 
@@ -151,23 +174,19 @@ _FOLLOW_POLL = 0.25  # seconds between two looks at a growing log
 
 
 def _records_of(
-    path: Path, run_id: str, *, follow: bool
+    store: StateStore, run_id: str, *, follow: bool
 ) -> Iterator[tuple[dict[str, Any], str]]:
     """A run's complete records with the hash of their line; with ``follow``, also
     the ones appended later, until the run's ``run.finished``."""
     import hashlib
     import time
 
-    from ..record.audit import read_records
-
     seen = 0
     while True:
-        for index, line in enumerate(read_records(path)):
-            if index < seen:
-                continue
+        for line in store.read_lines(after=seen):
             if not line.terminated:
                 break  # being written: read it again next time
-            seen = index + 1
+            seen = line.number
             record = line.record
             if record is None or record.get("run_id") != run_id:
                 continue
@@ -180,35 +199,46 @@ def _records_of(
 
 
 @audit.command(name="verify")
-@STATE_DIR_OPTION
+@_state_options
 @click.option(
     "--expect-head",
     metavar="HASH",
     help="A head hash kept from an earlier verify: fail if that record is gone"
     " (records cut off the end, or the log rewritten).",
 )
-def audit_verify(state_dir: str | None, expect_head: str | None) -> None:
+def audit_verify(
+    state_dir: str | None, state_url: str | None, expect_head: str | None
+) -> None:
     """Check the whole hash chain (and HMACs when RUNBOOK_AUDIT_KEY is set).
 
     Exit 0 when intact (a torn last line from a crash is reported, not an error),
     1 with the first bad line otherwise, or when --expect-head names a record the
     log no longer holds. Prints the head hash to keep elsewhere.
     """
-    from ..record.audit import AUDIT_FILE, key_from_env, verify
+    from ..record.audit import key_from_env
 
-    path = _state_dir(state_dir) / AUDIT_FILE
-    if not path.exists():
-        raise InputError(f"no audit log at {path}")
-    result = verify(path, key_from_env(), expect_head=expect_head)
+    with _open_store(state_dir, state_url) as store:
+        if store.audit_missing():
+            raise InputError(f"no audit log at {store.location}")
+        result = store.verify(key_from_env(), expect_head=expect_head)
+    _print_verdict(store, result, expect_head)
+    click.echo(f"head {result.head_hash}")
+
+
+def _print_verdict(
+    store: StateStore, result: VerifyReport, expect_head: str | None
+) -> None:
+    """What ``verify`` (and ``export``) say about a chain; exit 1 when broken."""
     if result.truncated_line is not None:
         click.echo(
-            f"{path}:{result.truncated_line}: truncated last line"
+            f"{store.where(result.truncated_line)}: truncated last line"
             " (a crash mid-write, not an edit);"
             " the next run records it as audit.repaired",
             err=True,
         )
     if not result.ok:
-        where = f"{path}:{result.first_bad_line}" if result.first_bad_line else path
+        line = result.first_bad_line
+        where = store.where(line) if line else store.location
         click.echo(f"{where}: chain broken: {result.reason}", err=True)
         sys.exit(ExitCode.FAILED)
     keyed = " and HMAC" if result.keyed else ""
@@ -220,7 +250,55 @@ def audit_verify(state_dir: str | None, expect_head: str | None) -> None:
     click.echo(
         f"ok: {result.records} records, hash chain{keyed} intact{since}", err=True
     )
-    click.echo(f"head {result.head_hash}")
+
+
+@audit.command(name="export")
+@click.argument(
+    "file", required=False, type=click.Path(dir_okay=False, path_type=Pathlib)
+)
+@_state_options
+def audit_export(
+    file: Path | None, state_dir: str | None, state_url: str | None
+) -> None:
+    """Write the whole audit chain, line for line, as JSONL to FILE (default:
+    stdout): the format of audit.jsonl, so `runbook audit verify --state-dir` on the
+    directory of a FILE named audit.jsonl checks it the same way. Says whether the
+    chain verifies (exit 1 when it does not; the file is written all the same)."""
+    from ..record.audit import key_from_env
+    from ..record.chain import ChainChecker
+
+    checker = ChainChecker(key_from_env())
+    with _open_store(state_dir, state_url) as store:
+        if store.audit_missing():
+            raise InputError(f"no audit log at {store.location}")
+        with _export_target(file) as out:
+            for line in store.read_lines():
+                checker.feed(line)
+                out.write(line.raw + (b"\n" if line.terminated else b""))
+        result = checker.report()
+    if file is not None:
+        click.echo(f"exported {result.records} records to {file}", err=True)
+    _print_verdict(store, result, None)
+    click.echo(f"head {result.head_hash}", err=True)
+
+
+@contextlib.contextmanager
+def _export_target(file: Path | None) -> Iterator[BinaryIO]:
+    """stdout, or FILE written beside itself (0600) and renamed into place."""
+    if file is None:
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    temp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        with open(fd, "wb") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        temp.replace(file)
+    finally:
+        temp.unlink(missing_ok=True)
 
 
 @cli.command(short_help="Break a lock (audited).")
@@ -232,7 +310,7 @@ def audit_verify(state_dir: str | None, expect_head: str | None) -> None:
 @click.option(
     "--force", metavar="RUN_ID", help="Break a lock whose holder is alive: its run id."
 )
-@STATE_DIR_OPTION
+@_state_options
 @ACCEPT_KEYS_OPTION
 def unlock(
     name: str,
@@ -240,18 +318,22 @@ def unlock(
     hosts: tuple[str, ...],
     force: str | None,
     state_dir: str | None,
+    state_url: str | None,
     accept_new_host_keys: bool,
 ) -> None:
     """Break lock NAME (audited). A stale lock breaks as is; a live holder needs
-    --force RUN_ID (the holder's run id)."""
+    --force RUN_ID (the holder's run id). With --state (a database), the controller's
+    lock frees itself when its holder ends or dies: unlock names the holder."""
     from ..engine.unlocking import unlock_locks
 
-    for line in unlock_locks(
-        name,
-        inventory=inventory,
-        hosts=hosts,
-        force=force,
-        state_dir=_state_dir(state_dir),
-        accept_new_host_keys=accept_new_host_keys,
-    ):
+    with _open_store(state_dir, state_url) as store:
+        lines = unlock_locks(
+            name,
+            inventory=inventory,
+            hosts=hosts,
+            force=force,
+            store=store,
+            accept_new_host_keys=accept_new_host_keys,
+        )
+    for line in lines:
         click.echo(line, err=True)

@@ -17,6 +17,8 @@ from .app import (
     LIMIT_OPTION,
     PARAMS_FILE_OPTION,
     STATE_DIR_OPTION,
+    STATE_URL_OPTION,
+    _open_store,
     _prepare,
     _request,
     cli,
@@ -108,6 +110,7 @@ def schema(kind: str) -> None:
 )
 @ACCEPT_KEYS_OPTION
 @STATE_DIR_OPTION
+@STATE_URL_OPTION
 @AUDIT_FORWARD_OPTION
 def plan(runbook: Path, fmt: str, probe: bool, **kw: Any) -> None:
     """Show what RUNBOOK would run where, rendered as far as possible. Runs
@@ -125,11 +128,15 @@ def plan(runbook: Path, fmt: str, probe: bool, **kw: Any) -> None:
     kw.update(yes=False, approve=(), forks=20)
     request = _request(runbook, kw, mode="plan")
     prepared = _prepare(request)
-    planned = plan_runbook(
-        prepared,
-        probe=probe,
-        warn=lambda text: click.echo(f"warning: {text}", err=True),
-    )
+
+    def warn(text: str) -> None:
+        click.echo(f"warning: {text}", err=True)
+
+    if not probe:
+        planned = plan_runbook(prepared, warn=warn)
+    else:
+        with _open_store(kw["state_dir"], kw["state_url"]) as store:
+            planned = plan_runbook(prepared, store=store, probe=True, warn=warn)
     click.echo(format_plan(prepared, planned, fmt))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,16 +13,18 @@ from ..errors import ExitCode
 
 if TYPE_CHECKING:
     from ..engine.request import Prepared, RunRequest
+    from ..engine.store import StateStore
 
 from .app import (
     _FORMATS,
+    _command_line,
     _execute,
     _finish,
+    _open_store,
     _prepare,
     _request,
     _run_options,
     _session_options,
-    _state_dir,
     cli,
     exit_code_for,
 )
@@ -163,8 +164,9 @@ def drill(runbook: Path, fail_at: str | None, allow_trivial: bool, **kw: Any) ->
 def resume(run_id: str, force: bool, **kw: Any) -> None:
     """Continue a failed or interrupted run from the first unfinished step on each
     host, under a new run id linked to the old one. Secrets are read again."""
-    request = _saved_request(run_id, kw, force=force, mode="resume")
-    report, _ = _execute(_prepare(request), kw)
+    with _open_store(kw["state_dir"], kw["state_url"]) as store:
+        request = _saved_request(store, run_id, kw, force=force, mode="resume")
+        report, _ = _execute(_prepare(request), kw, store)
     _finish(report)
 
 
@@ -189,12 +191,13 @@ def rollback_run(run_id: str, force: bool, dry_run: bool, **kw: Any) -> None:
     release), newest first, then the runbook's rollback steps. Refused when it was
     already rolled back or newer runs on the same hosts are still in effect (--force
     overrides, audited). Exit 0 when the rollback completed, 3 when it did not."""
-    request = _saved_request(run_id, kw, force=force, mode="rollback")
-    prepared = _prepare(request)
-    if dry_run:
-        _print_rollback_plan(run_id, prepared)
-        return
-    report, _ = _execute(prepared, kw)
+    with _open_store(kw["state_dir"], kw["state_url"]) as store:
+        request = _saved_request(store, run_id, kw, force=force, mode="rollback")
+        prepared = _prepare(request)
+        if dry_run:
+            _print_rollback_plan(run_id, prepared)
+            return
+        report, _ = _execute(prepared, kw, store)
     _finish(report, "rollback")
 
 
@@ -217,17 +220,17 @@ def _print_rollback_plan(run_id: str, prepared: Prepared) -> None:
 
 
 def _saved_request(
-    run_id: str, kw: dict[str, Any], *, force: bool, mode: str
+    store: StateStore, run_id: str, kw: dict[str, Any], *, force: bool, mode: str
 ) -> RunRequest:
     from ..engine.history import saved_request
 
     return saved_request(
-        _state_dir(kw["state_dir"]),
+        store,
         run_id,
         mode=mode,
         force=force,
         yes=kw["yes"],
         approve=frozenset(kw["approve"]),
-        command_line=shlex.join(["runbook", *sys.argv[1:]]),
+        command_line=_command_line(),
         audit_forward=kw.get("audit_forward"),
     )

@@ -16,7 +16,8 @@ A rollback must never do harm, so it is refused (unless ``--force``) when:
   in effect do not count: checks, plans, no-gos, runs that rolled themselves back,
   runs rolled back since, and those rollbacks themselves.
 
-This module reads the audit log and the saved run states; it changes nothing.
+This module reads the runs and their saved states through the store (files or
+database alike); it changes nothing.
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ResumeError
-from ..record.audit import AUDIT_FILE, list_runs
-from .state import SavedRun, load_saved_run
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -36,6 +35,8 @@ if TYPE_CHECKING:
     from ..record.audit import RunSummary
     from ..record.results import StepResult
     from .request import RunRequest
+    from .state import SavedRun
+    from .store import StateStore
 
 _MAX_CHAIN = 100  # resumes of resumes; more than this is a corrupted state dir
 _NOT_IN_EFFECT = ("no_go", "rolled_back")
@@ -59,7 +60,7 @@ class Release:
 
 
 def load_release(
-    state_dir: Path,
+    store: StateStore,
     run_id: str,
     *,
     summaries: list[RunSummary] | None = None,
@@ -68,11 +69,11 @@ def load_release(
     """The release ``run_id`` belongs to, up to and including ``run_id``, with
     what rollbacks of it undid taken away (kept with ``redo_undone``: a forced
     rollback undoes everything again)."""
-    chain = [load_saved_run(state_dir, run_id)]
+    chain = [store.load_saved_run(run_id)]
     while chain[0].mode == "resume" and chain[0].resumed_from:
         if len(chain) >= _MAX_CHAIN:
             raise ResumeError(f"run {run_id}: its resume chain is too long")
-        chain.insert(0, load_saved_run(state_dir, chain[0].resumed_from))
+        chain.insert(0, store.load_saved_run(chain[0].resumed_from))
     release = Release(runs=chain)
     for saved in chain:
         release.results.update(saved.results)
@@ -82,9 +83,9 @@ def load_release(
         for key in saved.undone:
             release.results.pop(key, None)
     ids = set(release.ids)
-    for rollback in _rollbacks_of(ids, summaries or _summaries(state_dir)):
+    for rollback in _rollbacks_of(ids, summaries or store.list_runs()):
         try:
-            undone = load_saved_run(state_dir, rollback.run_id).undone
+            undone = store.load_saved_run(rollback.run_id).undone
         except ResumeError:
             continue  # its state is gone: the audit log still tells it happened
         for key in undone:
@@ -92,9 +93,7 @@ def load_release(
     return release
 
 
-def rollback_refusal(
-    state_dir: Path, release: Release, summaries: list[RunSummary]
-) -> str | None:
+def rollback_refusal(release: Release, summaries: list[RunSummary]) -> str | None:
     """Why rolling back ``release`` would do harm, or None."""
     asked = release.latest.run_id
     later = _resumed_as(asked, summaries)
@@ -171,12 +170,6 @@ def _rollbacks_of(ids: set[str], summaries: Iterable[RunSummary]) -> list[RunSum
     return [s for s in summaries if s.mode == "rollback" and s.resumed_from in ids]
 
 
-def _summaries(state_dir: Path) -> list[RunSummary]:
-    """Every run of the audit log, in the order they started."""
-    path = state_dir / AUDIT_FILE
-    return list_runs(path) if path.exists() else []
-
-
 def _describe(run: RunSummary) -> str:
     status = run.status or "unfinished"
     return f"{run.run_id} ({run.mode}, {status}, started {run.started_at})"
@@ -192,7 +185,7 @@ _NOT_RESUMABLE = {
 
 
 def saved_request(
-    state_dir: Path,
+    store: StateStore,
     run_id: str,
     *,
     mode: str,
@@ -205,8 +198,8 @@ def saved_request(
     """The request that resumes (``mode="resume"``) or rolls back
     (``mode="rollback"``) run ``run_id``, from its saved state; raises
     ``ResumeError`` (exit 2, nothing runs) when that would be wrong."""
-    summaries = _summaries(state_dir)
-    release = load_release(state_dir, run_id, summaries=summaries)
+    summaries = store.list_runs()
+    release = load_release(store, run_id, summaries=summaries)
     latest = release.latest
     notices: list[tuple[str, str]] = []
     if mode == "resume":
@@ -216,14 +209,12 @@ def saved_request(
                 f"run {run_id} cannot be resumed: {_NOT_RESUMABLE[status]}"
             )
     else:
-        refusal = rollback_refusal(state_dir, release, summaries)
+        refusal = rollback_refusal(release, summaries)
         if refusal and not force:
             raise ResumeError(f"{refusal}; use --force to roll back anyway")
         if refusal:
             notices.append(("rollback.forced", f"--force: {refusal}"))
-            release = load_release(
-                state_dir, run_id, summaries=summaries, redo_undone=True
-            )
+            release = load_release(store, run_id, summaries=summaries, redo_undone=True)
     path = _runbook_path(latest)
     _check_unchanged(run_id, path, latest, mode=mode, force=force)
     inventory = latest.header.get("inventory")
@@ -235,7 +226,7 @@ def saved_request(
         given_params=latest.header.get("params") or {},
         inventory=Path(inventory) if inventory else None,
         limit=latest.header.get("limit"),
-        state_dir=state_dir,
+        state_dir=store.state_dir,
         options=RunOptions(
             skip=frozenset(release.results), rollback_only=mode == "rollback"
         ),

@@ -7,7 +7,9 @@ broken automatically: ``break_lock`` is for ``runbook unlock``, which audits it.
 
 ``LocalLock`` is a file ``<state_dir>/locks/<name>.lock``. ``RemoteLock`` is a
 directory ``<lock_dir>/<name>.lock`` holding ``owner.json`` on a host, made only
-through ``Transport.exec``, so it works over SSH and locally alike.
+through ``Transport.exec``, so it works over SSH and locally alike. The database
+backend's controller lock (``pglock.PostgresLock``) is a ``RunLock`` too; it frees
+itself when its holder dies, so it refuses every break (``refuse_break``).
 """
 
 from __future__ import annotations
@@ -151,6 +153,13 @@ class RunLock(abc.ABC):
         and retaken it). Returns True when it was released."""
         return self._remove(owner.run_id)
 
+    def refuse_break(self, holder: LockHolder, force: str | None) -> str | None:
+        """Why ``runbook unlock`` must not break this lock held by ``holder``, or
+        None. A stale lock breaks as is; a live one needs ``--force RUN_ID``."""
+        if holder.liveness() is not Liveness.STALE and force != holder.run_id:
+            return _refusal(self, holder, force)
+        return None
+
     def _held_message(self, holder: LockHolder) -> str:
         message = f"lock {self.name!r} on {self.where} is held by {holder}"
         if holder.liveness() is Liveness.STALE:
@@ -170,8 +179,9 @@ def break_lock(lock: RunLock, *, force: str | None = None) -> LockHolder | None:
     holder = lock.holder()
     if holder is None:
         return None
-    if holder.liveness() is not Liveness.STALE and force != holder.run_id:
-        raise LockHeldError(_refusal(lock, holder, force))
+    refusal = lock.refuse_break(holder, force)
+    if refusal is not None:
+        raise LockHeldError(refusal)
     if not lock._remove(holder.run_id):
         raise LockHeldError(
             f"lock {lock.name!r} on {lock.where} changed hands while breaking it; "

@@ -1,5 +1,6 @@
 """Reading a run before it happens: ``runbook plan`` (nothing runs, unless
-``--probe``: then the safe steps run, audited as a run of mode ``plan``) and
+``--probe``: then the safe steps run, audited as a run of mode ``plan`` in the
+store) and
 ``runbook rollback --plan`` (the undos a rollback would run, rendered from the saved
 results). Both build host states and a stepper the way a run does, and close every
 connection they opened.
@@ -11,12 +12,10 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..record.audit import AuditLog, key_from_env
 from ..record.auditsink import AuditSink
 from ..record.events import MultiSink, RunFinished, RunStatus
 from ..record.forward import Forwarder, parse_target
 from ..spec.model import Phase
-from ..statedir import ensure_state_dir
 from ..transports.local import LocalTransport
 from ..transports.pool import TransportPool
 from .approval import TerminalApprover
@@ -31,6 +30,7 @@ if TYPE_CHECKING:
 
     from ..record.events import EventSink
     from .request import Prepared
+    from .store import StateStore
 
 
 class _NullSink:
@@ -92,20 +92,22 @@ def _planning(
 def plan_runbook(
     prepared: Prepared,
     *,
+    store: StateStore | None = None,
     probe: bool = False,
     warn: Callable[[str], None] = lambda text: None,
 ) -> list[Any]:
     """The plan of a prepared request. Nothing runs, unless ``probe``: then the
     ``safe: true`` steps really run (so later steps render with real values), under
-    a run of mode ``plan`` in the audit log, each probe recorded like any step."""
+    a run of mode ``plan`` in ``store``'s audit trail, each probe recorded like any
+    step."""
     from .plan import build_plan
 
     if not probe:
         with _planning(prepared, _NullSink(), "plan") as (hosts, stepper):
             return build_plan(prepared.runbook.phases, hosts, stepper, probe=None)
-    state_dir = ensure_state_dir(prepared.request.state_dir)
+    assert store is not None, "a probe is audited: it needs the store"
     run_id = new_run_id()
-    audit = AuditLog.open(state_dir, key=key_from_env(), run_id=run_id)
+    audit = store.open_audit(run_id)
     url = prepared.request.audit_forward
     forwarder = Forwarder(parse_target(url), warn=warn) if url else None
     sink = MultiSink(

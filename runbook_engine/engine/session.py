@@ -1,6 +1,8 @@
 """One invocation of ``run`` / ``check`` / ``drill`` / ``resume`` / ``rollback`` once
-its input is checked (``request.prepare``): open the state dir and audit log (exit 4
-when unusable), connect, take locks, run the executor, close everything.
+its input is checked (``request.prepare``): open the audit writer and run state in the
+store (exit 4 when the state dir is unusable), connect, take locks (the store's
+controller lock first, then each host's), run the executor, close everything but the
+store, which its opener closes.
 
 This is the only place that knows how the pieces fit together; the CLI builds a
 ``RunRequest`` and prints what comes back.
@@ -8,18 +10,15 @@ This is the only place that knows how the pieces fit together; the CLI builds a
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from ..errors import (
     AuditError,
     NoGoError,
-    ResumeError,
     RunbookError,
     TransportError,
 )
-from ..record.audit import AuditLog, key_from_env
 from ..record.auditsink import AuditSink
 from ..record.events import (
     EventSink,
@@ -31,13 +30,12 @@ from ..record.events import (
     RunStatus,
 )
 from ..record.forward import Forwarder, parse_target
-from ..statedir import ensure_state_dir
 from ..transports.local import LocalTransport
 from ..transports.pool import TransportPool
 from .approval import TerminalApprover
 from .executor import Executor, RunReport, Terminated
 from .hosts import ContextBuilder, HostState, RunInfo
-from .locks import LocalLock, LockHolder, RemoteLock, RunLock
+from .locks import LockHolder, RemoteLock, RunLock
 from .request import (
     SSH_PASSPHRASE_SECRET,
     Prepared,
@@ -45,29 +43,33 @@ from .request import (
     new_run_id,
     operator_name,
 )
-from .state import StateSink
 from .stepper import Announce, LiveFactory, Stepper
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
-    from pathlib import Path
 
+    from ..record.audit import AuditWriter
     from ..record.results import StepResult
+    from .state import RunStateSink
+    from .store import StateStore
 
 
 class Session:
-    """Runs a prepared request. ``sinks`` (console, reports) receive every event."""
+    """Runs a prepared request, keeping its state in ``store``. ``sinks`` (console,
+    reports) receive every event."""
 
     def __init__(
         self,
         prepared: Prepared,
         *,
+        store: StateStore,
         sinks: Sequence[EventSink],
         live: LiveFactory,
         announce: Announce | None = None,
         warn: Callable[[str], None] | None = None,
     ) -> None:
         self.prepared = prepared
+        self.store = store
         self.sinks = list(sinks)
         self.live = live
         self.announce = announce
@@ -78,27 +80,26 @@ class Session:
             accept_new_host_keys=prepared.request.accept_new_host_keys,
             passphrase=prepared.secrets.get(SSH_PASSPHRASE_SECRET),
         )
-        self.audit: AuditLog | None = None
-        self.state: StateSink | None = None
+        self.audit: AuditWriter | None = None
+        self.state: RunStateSink | None = None
         self.locks: list[tuple[RunLock, LockHolder]] = []
         self.chain_head: str | None = None
 
     def run(self) -> RunReport:
-        request, prepared = self.prepared.request, self.prepared
-        state_dir = ensure_state_dir(request.state_dir)
+        request, prepared, store = self.prepared.request, self.prepared, self.store
         if request.mode == "resume" and request.resumed_from:
-            claim_resume(state_dir, request.resumed_from, self.run_id)
-        self.audit = AuditLog.open(state_dir, key=key_from_env(), run_id=self.run_id)
+            store.claim_resume(request.resumed_from, self.run_id)
+        self.audit = store.open_audit(self.run_id)
         forwarder = self._forwarder()
         try:
-            self.state = StateSink(state_dir, self.run_id)
+            self.state = store.state_sink(self.run_id)
             sink = MultiSink(
                 AuditSink(self.audit, run_id=self.run_id, forwarder=forwarder),
                 self.state,
                 *self.sinks,
                 masker=prepared.masker,  # secrets are masked once, for every sink
             )
-            return self._run(sink, state_dir)
+            return self._run(sink)
         finally:
             self.pool.close()
             if self.state is not None:
@@ -114,7 +115,7 @@ class Session:
             return None
         return Forwarder(parse_target(url), warn=self.warn)
 
-    def _run(self, sink: MultiSink, state_dir: Path) -> RunReport:
+    def _run(self, sink: MultiSink) -> RunReport:
         prepared, request = self.prepared, self.prepared.request
         record_start(sink, prepared, self.run_id, mode=request.mode)
         for warning in prepared.warnings:
@@ -150,7 +151,12 @@ class Session:
             ),
         )
         approver = TerminalApprover(
-            yes=request.yes, approve=request.approve, sink=sink, operator=self.operator
+            yes=request.yes,
+            approve=request.approve,
+            sink=sink,
+            operator=self.operator,
+            grants=lambda step: self.store.find_grant(self.run_id, step),
+            run_id=self.run_id,
         )
         stepper = Stepper(
             contexts=contexts,
@@ -168,7 +174,7 @@ class Session:
             stepper=stepper,
             sink=sink,
             options=request.options,
-            acquire_locks=lambda: self._acquire_locks(state_dir, hosts, sink),
+            acquire_locks=lambda: self._acquire_locks(hosts, sink),
             release_locks=self._release_locks,
         )
         try:
@@ -221,9 +227,7 @@ class Session:
                     )
                 )
 
-    def _acquire_locks(
-        self, state_dir: Path, hosts: list[HostState], sink: MultiSink
-    ) -> None:
+    def _acquire_locks(self, hosts: list[HostState], sink: MultiSink) -> None:
         """The controller's lock, then each host's, in one global order (by address
         and port, whatever order the inventory lists them in), so two controllers
         never each hold part of the set. Each lock is registered before it is taken,
@@ -232,7 +236,7 @@ class Session:
         if not name:
             return
         owner = LockHolder.current(run_id=self.run_id, operator=self.operator)
-        for where, lock in self._locks_in_order(state_dir, name, hosts):
+        for where, lock in self._locks_in_order(name, hosts):
             self.locks.append((lock, owner))
             try:
                 lock.acquire(owner)
@@ -241,7 +245,7 @@ class Session:
         sink.emit(Notice(kind="lock.acquired", message=f"lock {name!r} acquired"))
 
     def _locks_in_order(
-        self, state_dir: Path, name: str, hosts: list[HostState]
+        self, name: str, hosts: list[HostState]
     ) -> list[tuple[str, RunLock]]:
         by_name = {h.name: h for h in self.prepared.hosts}
         inventory = self.prepared.request.inventory
@@ -254,9 +258,8 @@ class Session:
                 h.name,
             ),
         )
-        locks: list[tuple[str, RunLock]] = [
-            ("this controller", LocalLock(state_dir, name))
-        ]
+        controller = self.store.controller_lock(name)
+        locks: list[tuple[str, RunLock]] = [(controller.where, controller)]
         for state in remote:
             lock = RemoteLock(
                 state.transport,
@@ -331,23 +334,3 @@ def record_start(
             lock=prepared.runbook.lock,
         )
     )
-
-
-def claim_resume(state_dir: Path, run_id: str, by: str) -> None:
-    """A run is resumed once: a second `resume` of the same id would repeat the steps
-    the first resume did. The claim is atomic (O_EXCL)."""
-    from .state import runs_dir
-
-    marker = runs_dir(state_dir) / f"{run_id}.resumed-by"
-    marker.parent.mkdir(mode=0o700, exist_ok=True)
-    try:
-        fd = os.open(
-            marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600
-        )
-    except FileExistsError:
-        first = marker.read_text(encoding="utf-8", errors="replace").strip()
-        raise ResumeError(
-            f"run {run_id} was already resumed as run {first}: resume that one"
-        ) from None
-    with os.fdopen(fd, "w") as handle:
-        handle.write(by + "\n")

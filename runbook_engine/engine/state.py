@@ -1,10 +1,12 @@
 """Saved run state for ``runbook resume`` and ``runbook rollback RUN_ID``.
 
-``<state_dir>/runs/<run_id>.jsonl`` holds, masked, the run's header (runbook path and
-SHA-256, params without secret values, inventory, hosts) and every step and undo
-outcome with the output tails later templates need. It is flushed at every barrier;
-the audit log, not this file, is the durable record. Secrets are never saved: a resumed
-run reads them again from their sources.
+What is kept, and how a saved run is read back, is this module's, whatever stores
+it: masked, the run's header (runbook path and SHA-256, params without secret values,
+inventory, hosts) and every step and undo outcome with the output tails later
+templates need. In the file backend it is ``<state_dir>/runs/<run_id>.jsonl``
+(``StateSink``), flushed at every barrier; the audit log, not this file, is the
+durable record. Secrets are never saved: a resumed run reads them again from their
+sources.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import json
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ResumeError
 from ..record.events import Event, RunStarted, RunStatus, Status, StepFinished
@@ -21,7 +23,7 @@ from ..record.results import StepResult
 from ..statedir import ensure_state_dir, open_private_file
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
     from pathlib import Path
 
 
@@ -38,9 +40,23 @@ def runs_dir(state_dir: Path) -> Path:
     return state_dir / "runs"
 
 
+class RunStateSink(Protocol):
+    """Where a run's state goes (an ``EventSink``); ``failure`` says why it stopped
+    being saved (resume unavailable), None while it is."""
+
+    failure: str | None
+
+    def emit(self, event: Event) -> None: ...
+
+    def barrier(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class StateSink:
-    """Writes the run state. A write error (disk full) disables it, with a warning
-    in ``failure``: the audit log, not this file, decides whether the run goes on."""
+    """Writes the run state to ``runs/<run_id>.jsonl``. A write error (disk full)
+    disables it, with a warning in ``failure``: the audit log, not this file,
+    decides whether the run goes on."""
 
     def __init__(self, state_dir: Path, run_id: str) -> None:
         directory = runs_dir(state_dir)
@@ -54,10 +70,9 @@ class StateSink:
         self.failure: str | None = None
 
     def emit(self, event: Event) -> None:
-        if event.name not in _KEPT:
+        line = state_line(event)
+        if line is None:
             return
-        record = {"event": event.name, **event.record()}
-        line = json.dumps(record, default=_plain, ensure_ascii=False)
         with self._lock:
             self._guarded(lambda: self._file.write(line + "\n"))
 
@@ -115,19 +130,37 @@ class SavedRun:
 
 def load_saved_run(state_dir: Path, run_id: str) -> SavedRun:
     path = runs_dir(state_dir) / f"{run_id}.jsonl"
-    if not run_id.replace("-", "").isalnum() or not path.is_file():
+    if not is_run_id(run_id) or not path.is_file():
         raise ResumeError(f"no saved state for run {run_id!r} in {runs_dir(state_dir)}")
-    saved: SavedRun | None = None
     with open(path, encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue  # a torn last line after a kill
-            saved = _apply(saved, run_id, record)
+        return saved_run_from_lines(run_id, handle)
+
+
+def saved_run_from_lines(run_id: str, lines: Iterable[str]) -> SavedRun:
+    """A run's saved state from its lines (the file's, or the database's rows)."""
+    saved: SavedRun | None = None
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a torn last line after a kill
+        saved = _apply(saved, run_id, record)
     if saved is None:
         raise ResumeError(f"run {run_id!r}: saved state is empty")
     return saved
+
+
+def is_run_id(text: str) -> bool:
+    """A run id is letters, digits and dashes: safe in a file name."""
+    return text.replace("-", "").isalnum()
+
+
+def state_line(event: Event) -> str | None:
+    """The line the run state keeps for ``event``, or None when it keeps nothing."""
+    if event.name not in _KEPT:
+        return None
+    record = {"event": event.name, **event.record()}
+    return json.dumps(record, default=_plain, ensure_ascii=False)
 
 
 def _apply(

@@ -1,19 +1,25 @@
-"""``runbook unlock``: break a lock on the controller or on hosts, and audit it."""
+"""``runbook unlock``: break a lock on the controller or on hosts, and audit it.
+
+The controller's lock is the store's: a lock file (broken here when stale, or with
+``--force RUN_ID``), or a database lock, which frees itself when its holder's
+connection closes and so is never broken: ``unlock`` names its holder instead.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
-from ..record.audit import AuditLog, key_from_env, utc_now
+from ..record.audit import utc_now
 from ..spec.inventory import load_inventory
-from ..statedir import ensure_state_dir
-from .locks import LocalLock, RemoteLock, break_lock
+from .locks import RemoteLock, RunLock, break_lock
 from .request import new_run_id, operator_name
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
+
+    from .store import StateStore
 
 
 def unlock_locks(
@@ -22,41 +28,22 @@ def unlock_locks(
     inventory: Path | None,
     hosts: Sequence[str],
     force: str | None,
-    state_dir: Path,
+    store: StateStore,
     accept_new_host_keys: bool,
 ) -> list[str]:
-    ensure_state_dir(state_dir)
     run_id = new_run_id()
     operator = operator_name()
     lines: list[str] = []
     records: list[dict[str, object]] = []
     if hosts and inventory is None:
         raise InputError("--host needs -i INVENTORY")
-    targets: list[tuple[str, object]] = []
     if not hosts:
-        targets.append(("controller", LocalLock(state_dir, name)))
+        targets = [("controller", store.controller_lock(name))]
     else:
-        from ..transports.pool import open_transport
-
         assert inventory is not None
-        loaded = load_inventory(inventory)
-        for host in loaded.resolve(list(hosts)):
-            transport = open_transport(
-                host, accept_new_host_keys=accept_new_host_keys, passphrase=None
-            )
-            targets.append(
-                (
-                    host.name,
-                    RemoteLock(
-                        transport,
-                        name,
-                        lock_dir=host.lock_dir,
-                        inventory=str(inventory),
-                    ),
-                )
-            )
+        targets = _host_locks(name, inventory, hosts, accept_new_host_keys)
     for where, lock in targets:
-        holder = break_lock(lock, force=force)  # type: ignore[arg-type]
+        holder = break_lock(lock, force=force)
         if holder is None:
             lines.append(f"lock {name!r} on {where} is not held")
             continue
@@ -78,9 +65,26 @@ def unlock_locks(
             }
         )
     if records:
-        log = AuditLog.open(state_dir, key=key_from_env(), run_id=run_id)
+        log = store.open_audit(run_id)
         try:
             log.append(records)
         finally:
             log.close()
     return lines
+
+
+def _host_locks(
+    name: str, inventory: Path, hosts: Sequence[str], accept_new_host_keys: bool
+) -> list[tuple[str, RunLock]]:
+    from ..transports.pool import open_transport
+
+    targets: list[tuple[str, RunLock]] = []
+    for host in load_inventory(inventory).resolve(list(hosts)):
+        transport = open_transport(
+            host, accept_new_host_keys=accept_new_host_keys, passphrase=None
+        )
+        lock = RemoteLock(
+            transport, name, lock_dir=host.lock_dir, inventory=str(inventory)
+        )
+        targets.append((host.name, lock))
+    return targets

@@ -1,104 +1,72 @@
 """The audit log: ``<state_dir>/audit.jsonl``, append-only, hash-chained, fsynced.
 
-Owns the file format and its guarantees: one compact JSON object per line; each
-record's ``prev_hash`` is the SHA-256 hex of the previous line's bytes (64 zeros for
-the first line); with a key (``RUNBOOK_AUDIT_KEY``) each record also ends with an
-``hmac`` field, HMAC-SHA256 over the line's bytes without that trailing
-``,"hmac":"..."``. Appends from several processes sharing a state dir form one linear
-chain (exclusive ``flock``). A torn last line (a kill or power loss mid-write) is a
-crash, not an edit: ``verify`` reports it as truncated, and the next writer appends an
-``audit.repaired`` record naming it before the chain goes on.
+Owns the file: one chained line per record (the chain itself, ``prev_hash`` and
+``hmac``, is ``chain.py``'s), appended under an exclusive ``flock`` so that several
+processes sharing a state dir form one linear chain, and fsynced. A torn last line (a
+kill or power loss mid-write) is a crash, not an edit: ``verify`` reports it as
+truncated, and the next writer appends an ``audit.repaired`` record naming it before
+the chain goes on. Also owns reading runs back from any sequence of lines
+(``summarize_runs``), which the database backend shares.
 
-What the records *say* (events and their fields) belongs to the executor; this module
-only adds ``prev_hash`` and ``hmac``, and reads back what ``list_runs`` needs.
+What the records *say* (events and their fields) belongs to the executor.
 """
 
 from __future__ import annotations
 
-import enum
 import fcntl
-import hashlib
-import hmac
-import json
 import os
-import re
 import threading
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path, PurePath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import AuditError, StateDirError
 from ..statedir import ensure_state_dir, open_private_file
+from .chain import (
+    KEY_ENV,
+    REPAIRED_EVENT,
+    ZERO_HASH,
+    AuditLine,
+    VerifyReport,
+    chain_lines,
+    parse_record,
+    sha256_hex,
+    verify_lines,
+)
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping, Sequence
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
+    from pathlib import Path
+
+__all__ = [
+    "AUDIT_FILE",
+    "KEY_ENV",
+    "REPAIRED_EVENT",
+    "ZERO_HASH",
+    "AuditLine",
+    "AuditLog",
+    "AuditWriter",
+    "RunSummary",
+    "VerifyReport",
+    "key_from_env",
+    "list_runs",
+    "read_records",
+    "resolve_run_id",
+    "run_records",
+    "summarize_runs",
+    "utc_now",
+    "verify",
+]
 
 AUDIT_FILE = "audit.jsonl"
-ZERO_HASH = "0" * 64
-REPAIRED_EVENT = "audit.repaired"
-KEY_ENV = "RUNBOOK_AUDIT_KEY"
 
-_HMAC_TAIL = re.compile(rb',"hmac":"([0-9a-f]{64})"\}\Z')
 _READ_BLOCK = 64 * 1024
-
-
-def _jsonable(value: object) -> object:
-    """Last resort for values json does not know; raw bytes never reach the log."""
-    if isinstance(value, bytes | bytearray):
-        return bytes(value).decode("utf-8", errors="replace")
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, PurePath):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, set | frozenset | tuple):
-        return list(value)
-    raise TypeError(f"audit record field of type {type(value).__name__}")
-
-
-_ENCODER = json.JSONEncoder(
-    ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_jsonable
-)
-# For strings holding lone surrogates (undecodable bytes kept by surrogateescape):
-# \\udcxx escapes keep the line valid UTF-8 and still valid JSON.
-_ASCII_ENCODER = json.JSONEncoder(
-    ensure_ascii=True, separators=(",", ":"), allow_nan=False, default=_jsonable
-)
 
 
 def key_from_env(environ: Mapping[str, str] | None = None) -> bytes | None:
     """The HMAC key from ``RUNBOOK_AUDIT_KEY`` (UTF-8), or None when unset/empty."""
     value = (os.environ if environ is None else environ).get(KEY_ENV, "")
     return value.encode("utf-8") if value else None
-
-
-@dataclass(frozen=True, slots=True)
-class AuditLine:
-    """One line as stored: ``raw`` without its newline, ``record`` None when the
-    line is not a JSON object, ``terminated`` False for a last line with no newline."""
-
-    number: int
-    raw: bytes
-    record: dict[str, Any] | None
-    terminated: bool
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class VerifyReport:
-    """``head_hash`` is the SHA-256 of the last complete record line: the value the
-    next record's ``prev_hash`` will hold. ``truncated_line`` names a torn tail (a
-    crash, so ``ok`` stays True); ``first_bad_line`` and ``reason`` an edit."""
-
-    ok: bool
-    records: int
-    head_hash: str
-    first_bad_line: int | None = None
-    reason: str | None = None
-    truncated_line: int | None = None
-    keyed: bool = False
-    expected_at: int | None = None  # the record whose hash is the expected head
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,6 +85,17 @@ class RunSummary:
     hosts: tuple[str, ...] = ()
     lock: str | None = None
     resumed_from: str | None = None
+
+
+class AuditWriter(Protocol):
+    """Where a run appends its records: this file, or the database backend."""
+
+    @property
+    def head_hash(self) -> str: ...
+
+    def append(self, records: Sequence[Mapping[str, Any]]) -> list[bytes]: ...
+
+    def close(self) -> None: ...
 
 
 class AuditLog:
@@ -228,26 +207,15 @@ class AuditLog:
             "seq": 0,
             "event": REPAIRED_EVENT,
             "torn_line": _count_lines(self._fd, good_end) + 1,
-            "torn_hash": _sha256(torn.removesuffix(b"\n")),
+            "torn_hash": sha256_hex(torn.removesuffix(b"\n")),
             "torn_bytes": len(torn),
         }
         newline = b"" if torn.endswith(b"\n") else b"\n"
         return newline + self._encode((record,))
 
     def _encode(self, records: Sequence[Mapping[str, Any]]) -> bytes:
-        chunks = []
-        head = self._head
-        for record in records:
-            if "prev_hash" in record or "hmac" in record:
-                raise ValueError("prev_hash and hmac are added by the audit log")
-            line = _dump({**record, "prev_hash": head})
-            if self._key is not None:
-                mac = hmac.new(self._key, line, hashlib.sha256).hexdigest()
-                line = line[:-1] + b',"hmac":"' + mac.encode() + b'"}'
-            head = _sha256(line)
-            chunks.append(line + b"\n")
-        self._head = head
-        return b"".join(chunks)
+        lines, self._head = chain_lines(records, self._head, self._key)
+        return b"".join(line + b"\n" for line in lines)
 
 
 def utc_now() -> str:
@@ -263,27 +231,25 @@ def read_records(path: Path) -> Iterator[AuditLine]:
         for number, line in enumerate(stream, start=1):
             terminated = line.endswith(b"\n")
             raw = line[:-1] if terminated else line
-            yield AuditLine(number, raw, _parse(raw), terminated)
+            yield AuditLine(number, raw, parse_record(raw), terminated)
 
 
 def verify(
     path: Path, key: bytes | None, *, expect_head: str | None = None
 ) -> VerifyReport:
-    """Check the whole chain (and every HMAC when ``key`` is given). With
-    ``expect_head`` (a head hash kept from an earlier verify), the chain must still
-    hold that record: when it does not, records were cut off the end (or the log
-    was rewritten), which the chain alone cannot tell."""
-    checker = _ChainChecker(key, expect_head)
-    for line in read_records(path):
-        if not checker.feed(line):
-            break
-    return checker.report()
+    """Check the whole chain of the file (``chain.verify_lines``)."""
+    return verify_lines(read_records(path), key, expect_head=expect_head)
 
 
 def list_runs(path: Path) -> list[RunSummary]:
     """Runs that have a ``run.started`` record, in the order they started."""
+    return summarize_runs(read_records(path))
+
+
+def summarize_runs(lines: Iterable[AuditLine]) -> list[RunSummary]:
+    """The runs of a chain (from any store), in the order they started."""
     runs: dict[str, RunSummary] = {}
-    for line in read_records(path):
+    for line in lines:
         record = line.record
         if record is None or not line.terminated:
             continue
@@ -338,112 +304,6 @@ def run_records(path: Path, run_id: str) -> list[dict[str, Any]]:
     ]
 
 
-class _ChainChecker:
-    """Walks lines once. Invalid lines are held as a possible torn span: they are
-    fine if an ``audit.repaired`` record naming them follows, or if they end the
-    file (a crash); anything else is an edit."""
-
-    def __init__(self, key: bytes | None, expect_head: str | None = None):
-        self._key = key
-        self._expect = expect_head
-        self._expected_at: int | None = None
-        self._head = ZERO_HASH
-        self._head_line = 0
-        self._records = 0
-        self._span: list[AuditLine] = []
-        self._bad: tuple[int, str] | None = None
-
-    def feed(self, line: AuditLine) -> bool:
-        if line.record is None or not line.terminated:
-            self._span.append(line)
-            return True
-        if self._span and not self._repairs_span(line.record):
-            return self._fail(self._span[0].number, _invalid_reason(self._span[0]))
-        self._span = []
-        problem = self._check(line)
-        if problem is not None:
-            return self._fail(line.number, problem)
-        self._head, self._head_line = _sha256(line.raw), line.number
-        self._records += 1
-        if self._head == self._expect:
-            self._expected_at = self._records
-        return True
-
-    def report(self) -> VerifyReport:
-        if self._bad is None and self._expect and self._expected_at is None:
-            self._bad = (
-                0,
-                f"no record has the expected head {self._expect}: records were cut"
-                " off the end of the log, or it was rewritten",
-            )
-        bad_line, reason = self._bad if self._bad else (None, None)
-        truncated = self._span[0].number if self._span and not self._bad else None
-        return VerifyReport(
-            ok=self._bad is None,
-            records=self._records,
-            head_hash=self._head,
-            first_bad_line=bad_line,
-            reason=reason,
-            truncated_line=truncated,
-            keyed=self._key is not None,
-            expected_at=self._expected_at,
-        )
-
-    def _fail(self, number: int, reason: str) -> bool:
-        self._bad = (number, reason)
-        return False
-
-    def _repairs_span(self, record: Mapping[str, Any]) -> bool:
-        torn = b"\n".join(line.raw for line in self._span)
-        return (
-            record.get("event") == REPAIRED_EVENT
-            and record.get("torn_line") == self._span[0].number
-            and record.get("torn_hash") == _sha256(torn)
-        )
-
-    def _check(self, line: AuditLine) -> str | None:
-        assert line.record is not None
-        prev_hash = line.record.get("prev_hash")
-        if not isinstance(prev_hash, str):
-            return f"line {line.number}: not an audit record (no prev_hash)"
-        if prev_hash != self._head:
-            return _link_reason(line.number, self._head_line)
-        if self._key is not None:
-            return _hmac_problem(line, self._key)
-        return None
-
-
-def _link_reason(number: int, previous: int) -> str:
-    if previous == 0:
-        return (
-            f"line {number}: prev_hash should be 64 zeros for the first record: "
-            "lines were deleted from the start of the log"
-        )
-    return (
-        f"line {number}: prev_hash does not match the hash of line {previous}: "
-        f"line {previous} was edited, or lines were deleted, inserted or reordered "
-        f"between lines {previous} and {number}"
-    )
-
-
-def _invalid_reason(line: AuditLine) -> str:
-    return f"line {line.number}: not a valid JSON record (edited or corrupted)"
-
-
-def _hmac_problem(line: AuditLine, key: bytes) -> str | None:
-    match = _HMAC_TAIL.search(line.raw)
-    if match is None:
-        return f"line {line.number}: no hmac (written without {KEY_ENV})"
-    body = line.raw[: match.start()] + b"}"
-    expected = hmac.new(key, body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected.encode(), match.group(1)):
-        return (
-            f"line {line.number}: hmac does not match: the record was rewritten, "
-            f"or {KEY_ENV} differs from the key it was written with"
-        )
-    return None
-
-
 def _finished(run: RunSummary, record: Mapping[str, Any]) -> RunSummary:
     duration_ms = record.get("duration_ms")
     if isinstance(duration_ms, int | float) and not isinstance(duration_ms, bool):
@@ -460,25 +320,6 @@ def _seconds_between(start: str, end: str) -> float | None:
         ).total_seconds()
     except (ValueError, TypeError):
         return None
-
-
-def _dump(record: Mapping[str, Any]) -> bytes:
-    try:
-        return _ENCODER.encode(record).encode("utf-8")
-    except UnicodeEncodeError:
-        return _ASCII_ENCODER.encode(record).encode("ascii")
-
-
-def _parse(raw: bytes) -> dict[str, Any] | None:
-    try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _identity(info: os.stat_result) -> tuple[int, int]:
@@ -525,8 +366,8 @@ def _scan_tail(fd: int, size: int) -> tuple[str, int]:
     while newline >= 0:
         previous = tail.rfind_newline(newline)
         line = tail.slice(previous + 1, newline)
-        if _parse(line) is not None:
-            return _sha256(line), newline + 1
+        if parse_record(line) is not None:
+            return sha256_hex(line), newline + 1
         newline = previous
     return ZERO_HASH, 0
 

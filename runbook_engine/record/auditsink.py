@@ -1,8 +1,9 @@
 """Turns events into audit records and makes them durable at each barrier.
 
-Records are buffered between barriers and written with one write and one fsync, so a
-step's ``step.finished`` shares its fsync with the next ``step.started``; the executor
-calls ``barrier()`` before every action starts and at the end of the run.
+Records are buffered between barriers and appended at once (the file backend: one
+write and one fsync; the database: one commit), so a step's ``step.finished`` shares
+its fsync with the next ``step.started``; the executor calls ``barrier()`` before
+every action starts and at the end of the run.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from .audit import AuditLog, utc_now
+from .audit import utc_now
 
 if TYPE_CHECKING:
+    from .audit import AuditWriter
     from .events import Event
     from .forward import Forwarder
 
@@ -24,7 +26,7 @@ class AuditSink:
     """``forwarder``: where each record also goes once it is durable (syslog)."""
 
     def __init__(
-        self, log: AuditLog, *, run_id: str, forwarder: Forwarder | None = None
+        self, log: AuditWriter, *, run_id: str, forwarder: Forwarder | None = None
     ) -> None:
         self.log = log
         self.run_id = run_id

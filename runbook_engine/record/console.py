@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import sys
 import threading
 import time
@@ -18,6 +19,7 @@ from ..transports.base import Stream
 from ..units import format_duration
 from .events import (
     Approval,
+    ApprovalWaiting,
     BatchStarted,
     Event,
     GoNoGo,
@@ -254,6 +256,20 @@ class Console:
         verdict = "approved" if event.approved else "refused"
         self._write(
             f"{event.host} {event.step}: {verdict} by {event.operator} ({event.via})\n"
+        )
+
+    def _on_ApprovalWaiting(self, event: ApprovalWaiting) -> None:
+        word = f" --confirm {shlex.quote(event.confirm)}" if event.confirm else ""
+        run = self.run_id or "RUN_ID"
+        within = (
+            f" (up to {format_duration(event.timeout_ms / 1000)})"
+            if event.timeout_ms is not None
+            else ""
+        )
+        here = "answer here or, from anywhere" if event.tty else "from anywhere"
+        self._write(
+            f"{event.host} {event.step}: waiting for approval{within}; {here}:"
+            f" runbook approve {run} {event.step}{word} (or --deny)\n"
         )
 
     def _on_HostConnected(self, event: HostConnected) -> None:

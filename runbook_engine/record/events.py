@@ -143,7 +143,21 @@ class Approval(Event):
     answer: str
     approved: bool
     operator: str
-    via: str  # tty | --yes | --approve | no-tty
+    via: str  # tty | --yes | --approve | remote | no TTY ... | no answer within ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApprovalWaiting(Event):
+    """A gate waits for an answer: typed on the TTY (``tty``), or given from
+    anywhere with ``runbook approve`` (which reads ``confirm`` here)."""
+
+    name = "approval.waiting"
+    step: str
+    host: str
+    question: str
+    confirm: str | None
+    timeout_ms: int | None
+    tty: bool
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

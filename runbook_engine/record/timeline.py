@@ -132,6 +132,9 @@ _DESCRIBE: dict[str, Callable[[dict[str, Any]], str]] = {
         + (f": {_first_line(r['command'])}" if r.get("command") else "")
         + (f" -- {r['message']}" if r.get("message") else "")
     ),
+    "approval.waiting": lambda r: (
+        f"{r.get('host')} {r.get('step')} waiting for approval: {r.get('question')}"
+    ),
     "approval": lambda r: (
         f"{r.get('host')} {r.get('step')} approval:"
         f" {'approved' if r.get('approved') else 'refused'}"

@@ -35,7 +35,11 @@ ALLOWED_IMPORTERS = {
         "cli/runs.py",
         "cli/review.py",
         "cli/records.py",
+        "cli/team.py",
     },
+    # the database backend only; psycopg_pool is in the postgres extra but unused
+    "psycopg": {"engine/pgdb.py"},
+    "psycopg_pool": set(),
 }
 
 
@@ -177,6 +181,44 @@ def test_every_step_kind_has_one_action_module_and_describes_itself():
     for cls in model.Action.__args__:  # type: ignore[attr-defined]
         assert cls.kind in model.ACTION_KEYS
         assert "describe" in cls.__dict__, f"{cls.__name__} has no describe()"
+
+
+_NO_DRIVER = """
+import sys
+from runbook_engine.cli import main
+sys.argv = ["runbook", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("psycopg", "psycopg_pool"))
+print(code, loaded)
+"""
+
+
+def test_the_file_default_never_loads_the_database_driver(tmp_path):
+    """A local run, the audit commands and --version with the file backend do not
+    import psycopg (its import alone costs ~0.2 s)."""
+    import os
+    import subprocess
+    import sys
+
+    book = tmp_path / "rb.yaml"
+    book.write_text(
+        "version: 1\nname: local\nlock: l\nsteps:\n  - id: s\n    run: 'true'\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
+    env["RUNBOOK_STATE_DIR"] = str(tmp_path / "state")
+    for args in (["run", str(book)], ["audit", "verify"], ["--version"]):
+        done = subprocess.run(
+            [sys.executable, "-c", _NO_DRIVER, *args],
+            capture_output=True, text=True, env=env, cwd=tmp_path, check=False,
+        )  # fmt: skip
+        assert done.stdout.split("\n")[-2] in ("0 []", "None []"), (
+            args,
+            done.stdout,
+            done.stderr,
+        )
 
 
 # inventory values that reach a connection or a remote script
