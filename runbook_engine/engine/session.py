@@ -118,27 +118,55 @@ class Session:
     def _run(self, sink: MultiSink) -> RunReport:
         prepared, request = self.prepared, self.prepared.request
         record_start(sink, prepared, self.run_id, mode=request.mode)
+        self._notices(sink)
+        sink.barrier()
+        try:
+            hosts = self._host_states(sink)
+        except (KeyboardInterrupt, Terminated) as exc:
+            return _interrupted_before_start(sink, exc)
+        executor = Executor(
+            prepared.runbook,
+            hosts,
+            stepper=self._stepper(sink),
+            sink=sink,
+            options=request.options,
+            acquire_locks=lambda: self._acquire_locks(hosts, sink),
+            release_locks=self._release_locks,
+        )
+        try:
+            return executor.execute()
+        except AuditError as exc:
+            return RunReport(
+                status=executor.report.status,
+                duration=0.0,
+                hosts={},
+                message=str(exc),
+                audit_failed=True,
+            )
+
+    def _notices(self, sink: MultiSink) -> None:
+        """What the operator should know before the first step, in the audit log."""
+        prepared, request = self.prepared, self.prepared.request
         for warning in prepared.warnings:
             sink.emit(Notice(kind="warning", message=warning))
         for why in prepared.absent:
             sink.emit(Notice(kind="secret.absent", message=why))
         for kind, message in request.notices:
             sink.emit(Notice(kind=kind, message=message))
-        if request.mode == "resume":
-            for host, done in _done_by_host(request.completed).items():
-                sink.emit(
-                    Notice(
-                        kind="resume.skipped",
-                        host=host,
-                        message=f"{host}: done by run {request.resumed_from} and"
-                        f" earlier, not repeated: {', '.join(done)}",
-                    )
+        if request.mode != "resume":
+            return
+        for host, done in _done_by_host(request.completed).items():
+            sink.emit(
+                Notice(
+                    kind="resume.skipped",
+                    host=host,
+                    message=f"{host}: done by run {request.resumed_from} and"
+                    f" earlier, not repeated: {', '.join(done)}",
                 )
-        sink.barrier()
-        try:
-            hosts = self._host_states(sink)
-        except (KeyboardInterrupt, Terminated) as exc:
-            return _interrupted_before_start(sink, exc)
+            )
+
+    def _stepper(self, sink: MultiSink) -> Stepper:
+        prepared, request = self.prepared, self.prepared.request
         started = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
         contexts = ContextBuilder(
             params=prepared.params,
@@ -158,7 +186,7 @@ class Session:
             grants=lambda step: self.store.find_grant(self.run_id, step),
             run_id=self.run_id,
         )
-        stepper = Stepper(
+        return Stepper(
             contexts=contexts,
             masker=prepared.masker,
             sink=sink,
@@ -168,25 +196,6 @@ class Session:
             base_dir=request.runbook.parent,
             announce=self.announce,
         )
-        executor = Executor(
-            prepared.runbook,
-            hosts,
-            stepper=stepper,
-            sink=sink,
-            options=request.options,
-            acquire_locks=lambda: self._acquire_locks(hosts, sink),
-            release_locks=self._release_locks,
-        )
-        try:
-            return executor.execute()
-        except AuditError as exc:
-            return RunReport(
-                status=executor.report.status,
-                duration=0.0,
-                hosts={},
-                message=str(exc),
-                audit_failed=True,
-            )
 
     def _host_states(self, sink: MultiSink) -> list[HostState]:
         request = self.prepared.request

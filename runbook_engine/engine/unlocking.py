@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
+    from .locks import LockHolder
     from .store import StateStore
 
 
@@ -31,10 +32,8 @@ def unlock_locks(
     store: StateStore,
     accept_new_host_keys: bool,
 ) -> list[str]:
-    run_id = new_run_id()
-    operator = operator_name()
-    lines: list[str] = []
-    records: list[dict[str, object]] = []
+    """Break lock ``name`` on the controller (no ``hosts``) or on inventory hosts;
+    each lock broken is in the audit log before the next one is tried."""
     if hosts and inventory is None:
         raise InputError("--host needs -i INVENTORY")
     if not hosts:
@@ -42,35 +41,47 @@ def unlock_locks(
     else:
         assert inventory is not None
         targets = _host_locks(name, inventory, hosts, accept_new_host_keys)
-    for where, lock in targets:
-        holder = break_lock(lock, force=force)
-        if holder is None:
-            lines.append(f"lock {name!r} on {where} is not held")
-            continue
-        lines.append(
-            f"broke lock {name!r} on {where}"
-            f" (held by {holder.operator}, run {holder.run_id})"
-        )
-        records.append(
-            {
-                "ts": utc_now(),
-                "run_id": run_id,
-                "seq": len(records) + 1,
-                "event": "lock.broken",
-                "lock": name,
-                "where": where,
-                "holder": holder.to_json(),
-                "operator": operator,
-                "forced": force is not None,
-            }
-        )
-    if records:
-        log = store.open_audit(run_id)
-        try:
-            log.append(records)
-        finally:
+    run_id, operator = new_run_id(), operator_name()
+    lines: list[str] = []
+    log = None
+    try:
+        for seq, (where, lock) in enumerate(targets, start=1):
+            holder = break_lock(lock, force=force)
+            if holder is None:
+                lines.append(f"lock {name!r} on {where} is not held")
+                continue
+            log = log or store.open_audit(run_id)
+            log.append([_broken(run_id, seq, name, where, holder, operator, force)])
+            lines.append(
+                f"broke lock {name!r} on {where}"
+                f" (held by {holder.operator}, run {holder.run_id})"
+            )
+    finally:
+        if log is not None:
             log.close()
     return lines
+
+
+def _broken(
+    run_id: str,
+    seq: int,
+    name: str,
+    where: str,
+    holder: LockHolder,
+    operator: str,
+    force: str | None,
+) -> dict[str, object]:
+    return {
+        "ts": utc_now(),
+        "run_id": run_id,
+        "seq": seq,
+        "event": "lock.broken",
+        "lock": name,
+        "where": where,
+        "holder": holder.to_json(),
+        "operator": operator,
+        "forced": force is not None,
+    }
 
 
 def _host_locks(
