@@ -30,6 +30,18 @@ REPO_FILE = "runbook.toml"
 
 # key -> (type, the commands it is a default for, the option's name in them)
 _RUNS = ("run", "check", "drill", "resume", "rollback")
+# every command that reads or writes state
+_STATEFUL = (
+    *_RUNS,
+    "plan",
+    "unlock",
+    "approve",
+    "audit list",
+    "audit show",
+    "audit verify",
+    "audit export",
+    "state import",
+)
 _KEYS: dict[str, tuple[type, tuple[str, ...], str]] = {
     "inventory": (
         str,
@@ -39,32 +51,12 @@ _KEYS: dict[str, tuple[type, tuple[str, ...], str]] = {
     "forks": (int, ("run", "check", "drill"), "forks"),
     "state_dir": (
         str,
-        (
-            *_RUNS,
-            "plan",
-            "unlock",
-            "approve",
-            "audit list",
-            "audit show",
-            "audit verify",
-            "audit export",
-            "state import",
-        ),
+        _STATEFUL,
         "state_dir",
     ),
     "state": (
         str,
-        (
-            *_RUNS,
-            "plan",
-            "unlock",
-            "approve",
-            "audit list",
-            "audit show",
-            "audit verify",
-            "audit export",
-            "state import",
-        ),
+        _STATEFUL,
         "state_url",
     ),
     "reports": (list, _RUNS, "reports"),

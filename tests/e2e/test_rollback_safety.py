@@ -8,64 +8,34 @@ import signal
 import pytest
 
 from tests.conftest import audit_records, start_run, wait_for_steps
+from tests.e2e.sagas import logged, run_id_of, saga_runbook
 
 pytestmark = pytest.mark.e2e
 
 
-def _runbook(tmp_path, name="release", lock="app", fail=False, slow=False):
-    """Three steps that log what they do and undo to ``tmp_path/log``."""
-    log = tmp_path / "log"
-    middle = (
-        f"test -e {tmp_path}/go || sleep 30; echo do-two >> {log}"
-        if slow
-        else f"echo do-two >> {log}"
-    )
-    return f"""
-        version: 1
-        name: {name}
-        lock: {lock}
-        params:
-          tag: {{type: string, default: a}}
-        steps:
-          - id: one
-            run: echo do-one-{{{{ params.tag }}}} >> {log}
-            undo: echo undo-one-{{{{ params.tag }}}} >> {log}
-          - id: two
-            run: {middle}
-            undo: echo undo-two >> {log}
-          - id: three
-            run: {"exit 3" if fail else f"echo do-three >> {log}"}
-            undo: echo undo-three >> {log}
-    """
-
-
-def _log(tmp_path):
-    return (tmp_path / "log").read_text().split()
-
-
-def _run_id(result) -> str:
-    return result.stderr.split(", run ", 1)[1].split(")", 1)[0]
+def _saga(tmp_path, **kw):
+    return saga_runbook(tmp_path, checked=False, **kw)
 
 
 def test_a_second_rollback_is_refused_naming_the_first_and_force_is_audited(
     runbook_cli, write_runbook, tmp_path, state_dir
 ):
-    rb = write_runbook(_runbook(tmp_path))
+    rb = write_runbook(_saga(tmp_path))
     run = runbook_cli("run", str(rb))
     assert run.code == 0, run.output
-    first = runbook_cli("rollback", _run_id(run))
+    first = runbook_cli("rollback", run_id_of(run))
     assert first.code == 0, first.output
-    assert _log(tmp_path)[3:] == ["undo-three", "undo-two", "undo-one-a"]
-    again = runbook_cli("rollback", _run_id(run))
+    assert logged(tmp_path)[3:] == ["undo-three", "undo-two", "undo-one-a"]
+    again = runbook_cli("rollback", run_id_of(run))
     assert again.code == 2, again.output
-    assert f"already rolled back by run {_run_id(first)}" in again.stderr
-    assert len(_log(tmp_path)) == 6  # nothing ran
-    forced = runbook_cli("rollback", _run_id(run), "--force")
+    assert f"already rolled back by run {run_id_of(first)}" in again.stderr
+    assert len(logged(tmp_path)) == 6  # nothing ran
+    forced = runbook_cli("rollback", run_id_of(run), "--force")
     assert forced.code == 0, forced.output
-    assert _log(tmp_path)[6:] == ["undo-three", "undo-two", "undo-one-a"]
+    assert logged(tmp_path)[6:] == ["undo-three", "undo-two", "undo-one-a"]
     notices = [r for r in audit_records(state_dir) if r["event"] == "notice"]
     assert any(
-        n["kind"] == "rollback.forced" and _run_id(first) in n["message"]
+        n["kind"] == "rollback.forced" and run_id_of(first) in n["message"]
         for n in notices
     )
 
@@ -73,31 +43,31 @@ def test_a_second_rollback_is_refused_naming_the_first_and_force_is_audited(
 def test_a_run_that_rolled_itself_back_is_not_rolled_back_again(
     runbook_cli, write_runbook, tmp_path
 ):
-    rb = write_runbook(_runbook(tmp_path, fail=True))
+    rb = write_runbook(_saga(tmp_path, fail=True))
     run = runbook_cli("run", str(rb))
     assert run.code == 1 and "rolled_back" in run.stderr, run.output
-    again = runbook_cli("rollback", _run_id(run))
+    again = runbook_cli("rollback", run_id_of(run))
     assert again.code == 2
     assert "already rolled back, automatically" in again.stderr
-    assert _log(tmp_path) == ["do-one-a", "do-two", "undo-two", "undo-one-a"]
+    assert logged(tmp_path) == ["do-one-a", "do-two", "undo-two", "undo-one-a"]
 
 
 def test_rolling_back_under_newer_runs_is_refused_until_they_are_undone(
     runbook_cli, write_runbook, tmp_path
 ):
-    rb = write_runbook(_runbook(tmp_path))
+    rb = write_runbook(_saga(tmp_path))
     old = runbook_cli("run", str(rb), "-e", "tag=old")
     new = runbook_cli("run", str(rb), "-e", "tag=new")
     runbook_cli("check", str(rb))  # read-only: never in the way
     assert old.code == new.code == 0
-    refused = runbook_cli("rollback", _run_id(old))
+    refused = runbook_cli("rollback", run_id_of(old))
     assert refused.code == 2, refused.output
     assert "newer runs on the same hosts" in refused.stderr
-    assert _run_id(new) in refused.stderr and "--force" in refused.stderr
-    assert len(_log(tmp_path)) == 6  # nothing ran
-    assert runbook_cli("rollback", _run_id(new)).code == 0
-    assert runbook_cli("rollback", _run_id(old)).code == 0
-    assert _log(tmp_path)[6:] == [
+    assert run_id_of(new) in refused.stderr and "--force" in refused.stderr
+    assert len(logged(tmp_path)) == 6  # nothing ran
+    assert runbook_cli("rollback", run_id_of(new)).code == 0
+    assert runbook_cli("rollback", run_id_of(old)).code == 0
+    assert logged(tmp_path)[6:] == [
         *["undo-three", "undo-two", "undo-one-new"],
         *["undo-three", "undo-two", "undo-one-old"],
     ]
@@ -106,33 +76,33 @@ def test_rolling_back_under_newer_runs_is_refused_until_they_are_undone(
 def test_runs_under_another_lock_are_not_in_the_way(
     runbook_cli, write_runbook, tmp_path
 ):
-    rb = write_runbook(_runbook(tmp_path))
-    other = write_runbook(_runbook(tmp_path, name="other", lock="db"), "other.yaml")
+    rb = write_runbook(_saga(tmp_path))
+    other = write_runbook(_saga(tmp_path, name="other", lock="db"), "other.yaml")
     old = runbook_cli("run", str(rb))
     assert runbook_cli("run", str(other)).code == 0
-    assert runbook_cli("rollback", _run_id(old)).code == 0
+    assert runbook_cli("rollback", run_id_of(old)).code == 0
 
 
 def test_rollback_plan_prints_the_undos_newest_first_and_changes_nothing(
     runbook_cli, write_runbook, tmp_path, state_dir
 ):
-    rb = write_runbook(_runbook(tmp_path))
+    rb = write_runbook(_saga(tmp_path))
     run = runbook_cli("run", str(rb), "-e", "tag=x")
     records = len(audit_records(state_dir))
-    plan = runbook_cli("rollback", "--plan", _run_id(run))
+    plan = runbook_cli("rollback", "--plan", run_id_of(run))
     assert plan.code == 0, plan.output
     lines = [line.strip() for line in plan.stdout.splitlines()]
     assert lines[1] == "local:"
     assert [line.split(":")[0] for line in lines[2:]] == ["three", "two", "one"]
     assert f"one: echo undo-one-x >> {tmp_path}/log" in lines  # rendered
-    assert len(_log(tmp_path)) == 3 and len(audit_records(state_dir)) == records
-    assert runbook_cli("rollback", "--dry-run", _run_id(run)).stdout == plan.stdout
+    assert len(logged(tmp_path)) == 3 and len(audit_records(state_dir)) == records
+    assert runbook_cli("rollback", "--dry-run", run_id_of(run)).stdout == plan.stdout
 
 
 def test_a_resumed_release_rolls_back_as_one_saga_from_any_directory(
     cli_env, runbook_cli, write_runbook, tmp_path, state_dir
 ):
-    rb = write_runbook(_runbook(tmp_path, slow=True))
+    rb = write_runbook(_saga(tmp_path, slow=True))
     first = start_run(cli_env, tmp_path, "run", rb.name)  # relative to its cwd
     wait_for_steps(state_dir, 2)
     first.send_signal(signal.SIGINT)
@@ -147,14 +117,14 @@ def test_a_resumed_release_rolls_back_as_one_saga_from_any_directory(
     assert f"local: done by run {first_id} and earlier, not repeated: one" in (
         resumed.stderr
     )
-    assert _log(tmp_path) == ["do-one-a", "do-two", "do-three"]
+    assert logged(tmp_path) == ["do-one-a", "do-two", "do-three"]
     refused = runbook_cli("rollback", first_id, cwd=elsewhere)
-    assert refused.code == 2 and f"roll back {_run_id(resumed)}" in refused.stderr
-    rolled = runbook_cli("rollback", _run_id(resumed), cwd=elsewhere)
+    assert refused.code == 2 and f"roll back {run_id_of(resumed)}" in refused.stderr
+    rolled = runbook_cli("rollback", run_id_of(resumed), cwd=elsewhere)
     assert rolled.code == 0, rolled.output
     # one saga: the resumed run's steps, then the original run's, newest first
-    assert _log(tmp_path)[3:] == ["undo-three", "undo-two", "undo-one-a"]
-    assert runbook_cli("rollback", _run_id(resumed)).code == 2
+    assert logged(tmp_path)[3:] == ["undo-three", "undo-two", "undo-one-a"]
+    assert runbook_cli("rollback", run_id_of(resumed)).code == 2
     listed = runbook_cli("audit", "list").stdout
     modes = [line.split()[1] for line in listed.splitlines()[1:]]
     assert modes == ["run", "resume", "rollback"]
@@ -220,6 +190,6 @@ def test_a_resumed_run_sees_the_runbook_vars_and_what_set_steps_gave(
     failed = runbook_cli("run", str(rb))
     assert failed.code == 1, failed.output
     (tmp_path / "go").touch()
-    resumed = runbook_cli("resume", _run_id(failed))
+    resumed = runbook_cli("resume", run_id_of(failed))
     assert resumed.code == 0, resumed.output
     assert (tmp_path / "out").read_text().strip() == "blue"

@@ -14,64 +14,31 @@ import time
 import pytest
 
 from tests.conftest import start_run
+from tests.e2e.sagas import logged, run_id_of, saga_runbook
 
 pytestmark = pytest.mark.e2e
 
 
-def _runbook(tmp_path, *, fail=False, slow=False, lock="app", name="release"):
-    log = tmp_path / "log"
-    middle = (
-        f"while [ ! -e {tmp_path}/go ]; do sleep 0.1; done; echo do-two >> {log}"
-        if slow
-        else f"echo do-two >> {log}"
-    )
-    return f"""
-        version: 1
-        name: {name}
-        lock: {lock}
-        params:
-          tag: {{type: string, default: a}}
-        preconditions:
-          - id: writable
-            run: test -w {tmp_path}
-        steps:
-          - id: one
-            run: echo do-one-{{{{ params.tag }}}} >> {log}
-            undo: echo undo-one-{{{{ params.tag }}}} >> {log}
-          - id: two
-            run: {middle}
-            undo: echo undo-two >> {log}
-          - id: three
-            run: {"exit 3" if fail else f"echo do-three >> {log}"}
-            undo: echo undo-three >> {log}
-    """
-
-
-def _log(tmp_path):
-    path = tmp_path / "log"
-    return path.read_text().split() if path.exists() else []
-
-
-def _run_id(result) -> str:
-    return result.stderr.split(", run ", 1)[1].split(")", 1)[0]
+def _saga(tmp_path, **kw):
+    return saga_runbook(tmp_path, checked=True, **kw)
 
 
 def test_runs_are_listed_shown_verified_and_exported(
     backend, runbook_cli, write_runbook, tmp_path
 ):
-    rb = write_runbook(_runbook(tmp_path))
+    rb = write_runbook(_saga(tmp_path))
     first = runbook_cli("run", str(rb))
     assert first.code == 0, first.output
     second = runbook_cli("run", str(rb), "-e", "tag=b")
     assert second.code == 0, second.output
     listed = runbook_cli("audit", "list")
     assert [line.split()[0] for line in listed.stdout.splitlines()[1:]] == [
-        _run_id(first),
-        _run_id(second),
+        run_id_of(first),
+        run_id_of(second),
     ]
     shown = runbook_cli("audit", "show", "last", "--json")
     records = [json.loads(line) for line in shown.stdout.splitlines()]
-    assert {r["run_id"] for r in records} == {_run_id(second)}
+    assert {r["run_id"] for r in records} == {run_id_of(second)}
     assert [r["step"] for r in records if r["event"] == "step.started"] == [
         "writable",
         "one",
@@ -99,7 +66,7 @@ def test_runs_are_listed_shown_verified_and_exported(
 def test_resume_continues_once_and_rollback_undoes_the_release(
     backend, cli_env, runbook_cli, write_runbook, tmp_path
 ):
-    rb = write_runbook(_runbook(tmp_path, slow=True))
+    rb = write_runbook(_saga(tmp_path, slow=True))
     first = start_run(cli_env, tmp_path, "run", str(rb))
     backend.wait_for('"step.started"', 3)  # writable, one, two
     first.send_signal(signal.SIGINT)
@@ -110,46 +77,46 @@ def test_resume_continues_once_and_rollback_undoes_the_release(
     resumed = runbook_cli("resume", first_id)
     assert resumed.code == 0, resumed.output
     assert "not repeated: one" in resumed.stderr
-    assert _log(tmp_path) == ["do-one-a", "do-two", "do-three"]
+    assert logged(tmp_path) == ["do-one-a", "do-two", "do-three"]
     twice = runbook_cli("resume", first_id)
-    assert twice.code == 2 and f"already resumed as run {_run_id(resumed)}" in (
+    assert twice.code == 2 and f"already resumed as run {run_id_of(resumed)}" in (
         twice.stderr
     )
     refused = runbook_cli("rollback", first_id)
-    assert refused.code == 2 and f"roll back {_run_id(resumed)}" in refused.stderr
-    rolled = runbook_cli("rollback", _run_id(resumed))
+    assert refused.code == 2 and f"roll back {run_id_of(resumed)}" in refused.stderr
+    rolled = runbook_cli("rollback", run_id_of(resumed))
     assert rolled.code == 0, rolled.output
-    assert _log(tmp_path)[3:] == ["undo-three", "undo-two", "undo-one-a"]
+    assert logged(tmp_path)[3:] == ["undo-three", "undo-two", "undo-one-a"]
 
 
 def test_rollback_refusals_name_the_run_and_force_is_audited(
     backend, runbook_cli, write_runbook, tmp_path
 ):
-    rb = write_runbook(_runbook(tmp_path))
+    rb = write_runbook(_saga(tmp_path))
     old = runbook_cli("run", str(rb), "-e", "tag=old")
     new = runbook_cli("run", str(rb), "-e", "tag=new")
     assert old.code == new.code == 0
-    under = runbook_cli("rollback", _run_id(old))
+    under = runbook_cli("rollback", run_id_of(old))
     assert under.code == 2 and "newer runs on the same hosts" in under.stderr
-    assert _run_id(new) in under.stderr
-    first = runbook_cli("rollback", _run_id(new))
+    assert run_id_of(new) in under.stderr
+    first = runbook_cli("rollback", run_id_of(new))
     assert first.code == 0, first.output
-    again = runbook_cli("rollback", _run_id(new))
+    again = runbook_cli("rollback", run_id_of(new))
     assert again.code == 2
-    assert f"already rolled back by run {_run_id(first)}" in again.stderr
-    forced = runbook_cli("rollback", _run_id(new), "--force")
+    assert f"already rolled back by run {run_id_of(first)}" in again.stderr
+    forced = runbook_cli("rollback", run_id_of(new), "--force")
     assert forced.code == 0, forced.output
     notices = [r for r in backend.records() if r["event"] == "notice"]
     assert any(n["kind"] == "rollback.forced" for n in notices)
-    failing = write_runbook(_runbook(tmp_path, fail=True, lock="other"), "f.yaml")
+    failing = write_runbook(_saga(tmp_path, fail=True, lock="other"), "f.yaml")
     itself = runbook_cli("run", str(failing))
     assert itself.code == 1, itself.output
-    refused = runbook_cli("rollback", _run_id(itself))
+    refused = runbook_cli("rollback", run_id_of(itself))
     assert refused.code == 2 and "already rolled back, automatically" in refused.stderr
 
 
 def test_check_and_drill(backend, runbook_cli, write_runbook, tmp_path):
-    rb = write_runbook(_runbook(tmp_path))
+    rb = write_runbook(_saga(tmp_path))
     go = runbook_cli("check", str(rb))
     assert go.code == 0, go.output
     drill = runbook_cli("drill", str(rb), "--fail-at", "two")
@@ -163,7 +130,7 @@ def test_check_and_drill(backend, runbook_cli, write_runbook, tmp_path):
 def test_a_held_lock_is_refused_naming_its_holder_and_freed_when_it_ends(
     backend, cli_env, runbook_cli, write_runbook, tmp_path
 ):
-    rb = write_runbook(_runbook(tmp_path, slow=True))
+    rb = write_runbook(_saga(tmp_path, slow=True))
     holder = start_run(cli_env, tmp_path, "run", str(rb))
     backend.wait_for('"step.started"', 3)
     holder_id = backend.records()[0]["run_id"]
