@@ -109,7 +109,7 @@ def _run_command(source: SecretSource, masker: Masker) -> str:
     (masked with the secrets read so far) when it fails; stdin and the terminal stay
     the operator's, so a secret manager can ask for a PIN."""
     assert source.command is not None
-    where = f"secret {source.name!r}: command {shlex.join(source.command)}"
+    where = masker.mask(f"secret {source.name!r}: command {shlex.join(source.command)}")
     try:
         done = subprocess.run(
             list(source.command),
@@ -144,7 +144,9 @@ def _forms(value: str) -> set[str]:
         json.dumps(value)[1:-1],
         json.dumps(value, ensure_ascii=False)[1:-1],
         urllib.parse.quote(value, safe=""),
+        urllib.parse.quote(value),  # safe "/": Jinja's `urlencode`, most URL builders
         urllib.parse.quote_plus(value),
+        urllib.parse.quote_plus(value, safe="/"),
         repr(value)[1:-1],  # tracebacks and exception messages show reprs
     }
 

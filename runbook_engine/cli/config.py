@@ -118,11 +118,23 @@ def _read(path: Path) -> dict[str, Any]:
         raise InputError(f"{path}:1:1: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(_position(path, str(exc), text)) from None
-    problems = [_problem(key, value) for key, value in data.items()]
-    problems = [p for p in problems if p]
+    problems = [
+        f"{path}:{_line_of(text, key)}:1: {problem}"
+        for key, value in data.items()
+        if (problem := _problem(key, value))
+    ]
     if problems:
-        raise InputError("\n".join(f"{path}: {problem}" for problem in problems))
+        raise InputError("\n".join(problems))
     return data
+
+
+def _line_of(text: str, key: str) -> int:
+    """The line a top-level key is set on (1 when it cannot be found)."""
+    match = re.search(rf"(?m)^[ \t]*[\"']?{re.escape(key)}[\"']?[ \t]*=", text)
+    return text.count("\n", 0, match.start()) + 1 if match else 1
+
+
+_NOUNS = {str: "a string", int: "a whole number", list: "a list", bool: "true/false"}
 
 
 def _problem(key: str, value: Any) -> str | None:
@@ -132,7 +144,8 @@ def _problem(key: str, value: Any) -> str | None:
         return f"unknown key {key!r}{hint}; known: {', '.join(sorted(_KEYS))}"
     kind = _KEYS[key][0]
     if not isinstance(value, kind) or (isinstance(value, bool) and kind is int):
-        return f"{key!r} must be a {kind.__name__}, not {type(value).__name__}"
+        got = _NOUNS.get(type(value), type(value).__name__)
+        return f"{key!r} must be {_NOUNS[kind]}, not {got}"
     if isinstance(value, list) and not all(isinstance(v, str) for v in value):
         return "'reports' must be a list of FORMAT:PATH strings"
     if key == "color" and value not in ("auto", "always", "never"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 from pathlib import Path as Pathlib
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -116,7 +117,13 @@ def audit_show(
     with _open_store(state_dir, state_url) as store:
         wanted = _resolve(store, run_id)
         records, chain_head = _show(
-            store, wanted, as_json, follow, host=host, step=step, status=status
+            store,
+            wanted,
+            as_json,
+            follow,
+            host=host,
+            step=step,
+            status=_status_filter(status),
         )
     if not records:
         raise InputError(
@@ -173,6 +180,35 @@ def _resolve(store: StateStore, run_id: str) -> str:
 _FOLLOW_POLL = 0.25  # seconds between two looks at a growing log
 
 
+def _head_hash(value: str | None) -> str | None:
+    """--expect-head: the 64 hex digits `audit verify` printed, or 12 or more of
+    their first ones."""
+    if value is None:
+        return None
+    wanted = value.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{12,64}", wanted):
+        raise InputError(
+            f"--expect-head {value!r}: give the head hash `runbook audit verify`"
+            " printed (64 hex digits, or at least its first 12)"
+        )
+    return wanted
+
+
+_STATUSES = frozenset(
+    {"ok", "changed", "skipped", "failed", "unknown", "unfinished"}
+    | {"succeeded", "rolled_back", "rollback_failed", "no_go", "interrupted"}
+)
+
+
+def _status_filter(value: str | None) -> str | None:
+    """--status: a step or run status (or an fnmatch pattern of them)."""
+    if value is None or set("*?[") & set(value) or value in _STATUSES:
+        return value
+    raise InputError(
+        f"--status {value!r}: not a status; use one of {', '.join(sorted(_STATUSES))}"
+    )
+
+
 def _records_of(
     store: StateStore, run_id: str, *, follow: bool
 ) -> Iterator[tuple[dict[str, Any], str]]:
@@ -220,7 +256,7 @@ def audit_verify(
     with _open_store(state_dir, state_url) as store:
         if store.audit_missing():
             raise InputError(f"no audit log at {store.location}")
-        result = store.verify(key_from_env(), expect_head=expect_head)
+        result = store.verify(key_from_env(), expect_head=_head_hash(expect_head))
     _print_verdict(store, result, expect_head)
     click.echo(f"head {result.head_hash}")
 
@@ -290,7 +326,11 @@ def _export_target(file: Path | None) -> Iterator[BinaryIO]:
         sys.stdout.buffer.flush()
         return
     temp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)  # as --report does
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise InputError(f"audit export {file}: {exc.strerror or exc}") from None
     try:
         with open(fd, "wb") as out:
             yield out

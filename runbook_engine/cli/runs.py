@@ -122,7 +122,8 @@ def drill(runbook: Path, fail_at: str | None, allow_trivial: bool, **kw: Any) ->
 
         loaded = load_runbook(runbook)
         fail_at = [*loaded.steps_of(Phase.STEPS), *loaded.steps_of(Phase.VERIFY)][-1].id
-    request = _request(runbook, kw, options={"fail_at": fail_at}, mode="drill")
+    options = {"fail_at": fail_at, "allow_trivial": allow_trivial}
+    request = _request(runbook, kw, options=options, mode="drill")
     report, _ = _execute(_prepare(request), kw)
     if report.drill is None:
         click.echo(
@@ -141,7 +142,6 @@ def drill(runbook: Path, fail_at: str | None, allow_trivial: bool, **kw: Any) ->
         record = {"event": report.drill.name, **report.drill.record()}
         path.write_text(json.dumps(record, indent=2, default=str) + "\n")
         click.echo(f"drill report written to {path}", err=True)
-    proves_nothing = report.drill.trivial and not allow_trivial
     if report.drill.trivial:
         click.echo(
             f"{'warning' if allow_trivial else 'drill FAIL'}: this drill proves"
@@ -151,8 +151,7 @@ def drill(runbook: Path, fail_at: str | None, allow_trivial: bool, **kw: Any) ->
             + ("" if allow_trivial else ", or accept it with --allow-trivial"),
             err=True,
         )
-    passed = report.drill.passed and not proves_nothing
-    sys.exit(ExitCode.OK if passed else ExitCode.FAILED)
+    sys.exit(ExitCode.OK if report.drill.passed else ExitCode.FAILED)
 
 
 @cli.command(short_help="Continue a failed or interrupted run.")

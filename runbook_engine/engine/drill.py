@@ -10,7 +10,7 @@ durations (``0.41s``, ``12ms``), timestamps and ``mktemp`` paths.
 
 A drill also fails when the run did not end rolled back, or when the rollback left
 something for a human. A drill that compared nothing (no preconditions) and undid
-nothing proves nothing: ``trivial`` says so, and the CLI decides what that costs.
+nothing proves nothing: ``trivial`` says so, and it FAILs unless ``allow_trivial``.
 """
 
 from __future__ import annotations
@@ -108,10 +108,12 @@ def drill_report(
     undos: Sequence[UndoDone],
     attention: Sequence[Attention],
     recovery_ms: int | None,
+    allow_trivial: bool = False,
 ) -> DrillReport:
-    """PASS when the run rolled back cleanly and every check says what it said
-    before the change."""
+    """PASS when the run rolled back cleanly, every check says what it said before
+    the change, and the drill compared or undid something (or ``allow_trivial``)."""
     differences = compare_checks(*results)
+    trivial = not rows[0] and not undos
     if status is not RunStatus.ROLLED_BACK:
         differences.insert(0, f"the run ended {status.value}, not rolled_back")
     differences += [f"{a.host} {a.step}: {a.what}" for a in attention]
@@ -122,7 +124,7 @@ def drill_report(
         if result.phase in ("steps", "verify") and result.ok
     }
     return DrillReport(
-        passed=not differences,
+        passed=not differences and (allow_trivial or not trivial),
         fail_at=fail_at,
         failure=failure,
         steps_done=[s.id for s in runbook.all_steps() if s.id in done],
@@ -131,5 +133,5 @@ def drill_report(
         checks_after=list(rows[1]),
         differences=differences,
         recovery_ms=recovery_ms,
-        trivial=not rows[0] and not undos,
+        trivial=trivial,
     )

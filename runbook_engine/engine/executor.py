@@ -52,6 +52,7 @@ class RunOptions:
     forks: int = 20
     start_at: str | None = None
     fail_at: str | None = None  # drills: inject a failure right after this step
+    allow_trivial: bool = False  # drills: one that proves nothing may still pass
     no_rollback: bool = False
     rollback_scope: str = "all"  # all | failed
     check_only: bool = False  # `runbook check`: preconditions only
@@ -405,6 +406,7 @@ class Executor:
             undos=self.report.undos,
             attention=self.report.needs_attention,
             recovery_ms=recovery,
+            allow_trivial=self.options.allow_trivial,
         )
         self.sink.emit(self.report.drill)
 

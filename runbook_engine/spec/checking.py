@@ -130,12 +130,17 @@ def check_paths(
     paths: Iterable[Path], *, strict: bool = False, inventory: Path | None = None
 ) -> tuple[list[Diagnostic], int]:
     """(diagnostics of every file to check under ``paths``, number of files
-    checked). Each file is read once."""
+    checked). Each file is read once. The ``-i`` inventory, which the lint rules
+    read, is checked too: a broken or missing one must not pass."""
     from .build import check_runbook
     from .inventory import check_inventory
 
     diagnostics: list[Diagnostic] = []
     counted = 0
+    listed = [c.path.resolve() for c in candidates(paths)]
+    if inventory is not None and inventory.resolve() not in listed:
+        counted += 1
+        diagnostics.extend(check_inventory(inventory))
     for candidate in candidates(paths):
         kind, doc = kind_of(candidate.path, named=candidate.named)
         if kind is None:

@@ -125,3 +125,24 @@ def test_verify_expect_head_catches_records_cut_off_the_end(
     cut = runbook_cli("audit", "verify", "--expect-head", latest)
     assert cut.code == 1
     assert "records were cut off the end" in cut.stderr
+
+
+def test_filters_and_hashes_that_cannot_be_right_are_exit_2(runbook_cli, write_runbook):
+    rb = write_runbook(FLAKY)
+    runbook_cli("run", str(rb))
+    bogus = runbook_cli("audit", "show", "last", "--status", "bogus")
+    assert bogus.code == 2 and "use one of changed, failed" in bogus.stderr
+    assert runbook_cli("audit", "verify", "--expect-head", "abc").code == 2
+    head = runbook_cli("audit", "verify").stdout.split()[1]
+    prefix = runbook_cli("audit", "verify", "--expect-head", head[:12])
+    assert prefix.code == 0, prefix.output
+
+
+def test_export_creates_the_directory_it_writes_into(
+    runbook_cli, write_runbook, tmp_path
+):
+    runbook_cli("run", str(write_runbook(FLAKY)))
+    target = tmp_path / "new" / "dir" / "audit.jsonl"
+    done = runbook_cli("audit", "export", str(target))
+    assert done.code == 0, done.output
+    assert target.read_text().count("\n") >= 4

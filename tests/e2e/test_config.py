@@ -88,9 +88,12 @@ def test_the_user_file_applies_when_the_repository_has_none(
     [
         (
             "inventroy = 'x.yaml'\n",
-            "unknown key 'inventroy' (did you mean 'inventory'?)",
+            "toml:1:1: unknown key 'inventroy' (did you mean 'inventory'?)",
         ),
-        ("forks = 'many'\n", "'forks' must be a int, not str"),
+        (
+            "color = 'auto'\nforks = 'many'\n",
+            "toml:2:1: 'forks' must be a whole number, not a string",
+        ),
         ("forks = 3\ncolor = [\n", "runbook.toml:2:10: Invalid value at the end"),
         ('forks = 3\ncolor = "auto\n', "runbook.toml:2:14: Illegal character"),
     ],

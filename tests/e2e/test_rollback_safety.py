@@ -155,7 +155,7 @@ def test_a_drill_whose_undo_changes_nothing_it_checks_fails_with_a_diff(
 
 
 def test_a_drill_that_proves_nothing_fails_unless_allowed(
-    runbook_cli, write_runbook, tmp_path
+    runbook_cli, write_runbook, tmp_path, state_dir
 ):
     rb = write_runbook("""
         version: 1
@@ -167,6 +167,11 @@ def test_a_drill_that_proves_nothing_fails_unless_allowed(
     result = runbook_cli("drill", str(rb))
     assert result.code == 1, result.output
     assert "proves nothing" in result.stderr and "--allow-trivial" in result.stderr
+    assert "drill report: FAIL" in result.stderr  # never PASS then FAIL
+    verdicts = [
+        r["passed"] for r in audit_records(state_dir) if r["event"] == "drill.report"
+    ]
+    assert verdicts == [False]  # what go_no_go reads agrees with the exit code
     allowed = runbook_cli("drill", str(rb), "--allow-trivial")
     assert allowed.code == 0, allowed.output
     assert "warning: this drill proves nothing" in allowed.stderr

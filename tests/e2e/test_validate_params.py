@@ -273,3 +273,15 @@ def test_the_github_actions_example_never_probes_a_pull_requests_runbooks():
 
     workflow = (ROOT / "examples" / "ci" / "github-actions.yml").read_text()
     assert "runbook plan" in workflow and "--probe" not in workflow
+
+
+def test_validate_with_a_broken_or_missing_inventory_fails(runbook_cli, tmp_path):
+    from tests.conftest import ROOT
+
+    hello = str(ROOT / "examples" / "hello.yaml")
+    missing = runbook_cli("validate", "-i", str(tmp_path / "nosuch.yaml"), hello)
+    assert missing.code == 2 and "nosuch.yaml:1:1: cannot read file" in missing.output
+    bad = tmp_path / "fleet.yaml"
+    bad.write_text('version: 1\nhosts:\n  a: {address: "-oProxyCommand=x"}\n')
+    broken = runbook_cli("validate", "-i", str(bad), "--strict", hello)
+    assert broken.code == 2 and "fleet.yaml:3:" in broken.output

@@ -22,6 +22,16 @@ def test_every_recognisable_form_is_masked():
     assert masked.count("***") == 3
 
 
+def test_url_encoded_forms_are_masked_as_jinja_and_urllib_write_them():
+    from runbook_engine import render
+
+    token = "abc/def+ghi jkl"
+    masker = Masker([token])
+    for source in ("{{ t | urlencode }}", "{{ {'t': t} | urlencode }}"):
+        encoded = render.render(source, {"t": token}, "w")
+        assert token not in encoded and masker.mask(encoded).count("***") == 1, encoded
+
+
 def test_short_secrets_are_not_masked_and_nothing_else_changes():
     masker = Masker(["abc"])
     assert not masker.active
