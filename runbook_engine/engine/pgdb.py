@@ -206,6 +206,9 @@ def _server_words(text: str) -> str:
 
 
 def _cause(exc: psycopg.Error) -> str:
-    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+    # a server-reported error (a deadlock, a serialization failure) has a SQLSTATE
+    # outside class 08; only the rest means the connection itself is gone
+    lost = exc.sqlstate is None or exc.sqlstate.startswith("08")
+    if lost and isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
         return f"connection lost ({_server_words(str(exc))})"
     return _server_words(str(exc))

@@ -27,6 +27,7 @@ backend fsyncs once. Losing the connection mid-run makes the next append raise
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from ..errors import AuditError, ResumeError, StateStoreError
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 
 SCHEMA_VERSION = 1
 CHAIN_LOCK = (0x52424B31, 0)  # "RBK1": the advisory lock on the chain head
+SCHEMA_LOCK = (0x52424B31, 1)  # held while one controller creates the tables
 _PAGE = 2000  # rows read per query when walking the chain
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS runbook_audit (
@@ -376,22 +378,36 @@ def _lines(rows: list[tuple[Any, ...]]) -> Iterator[AuditLine]:
 
 
 def _ensure_schema(db: Database) -> None:
-    """Create the tables once per database (serialized: controllers may race)."""
+    """Create the tables once per database, serialized: controllers race here.
+
+    The schema lock is a *session* lock taken in its own statement, so the check
+    after it runs in a new transaction that sees what the winner committed (a
+    check inside the locked transaction can miss it: the backend's catalog cache
+    still says "no such table", and re-running the DDL against tables already in
+    use deadlocks with the controllers writing to them)."""
     if _schema_version(db) >= SCHEMA_VERSION:
         return
-    with db.transaction():
-        db.execute("SELECT pg_advisory_xact_lock(%s, %s)", (CHAIN_LOCK[0], 1))
+    db.execute("SELECT pg_advisory_lock(%s, %s)", SCHEMA_LOCK)
+    try:
         if _schema_version(db) >= SCHEMA_VERSION:
             return
-        for statement in _SCHEMA:
-            db.execute(statement)
-        ensure_lock_schema(db)
-        db.execute("DELETE FROM runbook_schema")
-        db.execute("INSERT INTO runbook_schema VALUES (%s)", (SCHEMA_VERSION,))
+        with db.transaction():
+            for statement in _SCHEMA:
+                db.execute(statement)
+            ensure_lock_schema(db)
+            db.execute("DELETE FROM runbook_schema")
+            db.execute("INSERT INTO runbook_schema VALUES (%s)", (SCHEMA_VERSION,))
+    finally:
+        with contextlib.suppress(StateStoreError):  # a lost connection frees it
+            db.execute("SELECT pg_advisory_unlock(%s, %s)", SCHEMA_LOCK)
 
 
 def _schema_version(db: Database) -> int:
-    rows = db.query("SELECT to_regclass('runbook_schema') IS NOT NULL")
+    # pg_tables is read with the statement's snapshot, not the catalog cache
+    rows = db.query(
+        "SELECT count(*) FROM pg_catalog.pg_tables"
+        " WHERE schemaname = current_schema() AND tablename = 'runbook_schema'"
+    )
     if not rows[0][0]:
         return 0
     version = db.query("SELECT max(version) FROM runbook_schema")

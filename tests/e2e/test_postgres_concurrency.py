@@ -9,10 +9,14 @@ import collections
 import json
 import subprocess
 import sys
+import threading
 import time
 
+import psycopg
 import pytest
 
+from runbook_engine.engine.pgdb import Database
+from runbook_engine.engine.pgstore import SCHEMA_LOCK, PostgresStore, _ensure_schema
 from runbook_engine.record.chain import ZERO_HASH, sha256_hex
 from tests.conftest import ROOT, Backend
 
@@ -46,6 +50,13 @@ STEP = (
 )
 
 
+def reap(processes: list[subprocess.Popen[str]]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
+
+
 def test_eight_controllers_share_one_chain_and_one_lock(
     state_db, state_dir, tmp_path, cli_env
 ):
@@ -75,10 +86,13 @@ def test_eight_controllers_share_one_chain_and_one_lock(
         for _ in range(CONTROLLERS)
     ]
     outcomes = []
-    for controller in controllers:
-        out, err = controller.communicate(timeout=120)
-        assert controller.returncode == 0, err[-2000:]
-        outcomes += [tuple(pair) for pair in json.loads(out)]
+    try:
+        for controller in controllers:
+            out, err = controller.communicate(timeout=120)
+            assert controller.returncode == 0, err[-2000:]
+            outcomes += [tuple(pair) for pair in json.loads(out)]
+    finally:
+        reap(controllers)  # a failed assertion leaves no process or pipe behind
     elapsed = time.monotonic() - began
     statuses = collections.Counter(status for _run, status in outcomes)
     assert len(outcomes) == CONTROLLERS * RUNS
@@ -116,3 +130,39 @@ def test_eight_controllers_share_one_chain_and_one_lock(
     assert verified.returncode == 0, verified.stderr
     assert f"ok: {len(lines)} records" in verified.stderr
     print(f"{len(outcomes)} runs, {len(lines)} records, {statuses} in {elapsed:.1f}s")
+
+
+def test_a_controller_that_waited_while_another_made_the_tables_uses_them(
+    state_db, tmp_path
+):
+    """Controllers started together on an empty database: one creates the tables
+    while the others wait, and by the time they get in, runs are writing to them.
+    A waiter must see the tables and go on, not create them again (which waits on
+    the writers and deadlocks with them; seen in CI as "deadlock detected")."""
+    opened: list[PostgresStore] = []
+    with psycopg.connect(state_db, autocommit=True) as other:
+        other.execute("SELECT pg_advisory_lock(%s, %s)", SCHEMA_LOCK)
+        waiter = threading.Thread(
+            target=lambda: opened.append(
+                PostgresStore.connect(state_db, state_dir=tmp_path)
+            )
+        )
+        waiter.start()
+        deadline = time.monotonic() + 10
+        waiting = (
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        )
+        while other.execute(waiting).fetchone() != (1,):
+            assert time.monotonic() < deadline, "the controller never waited"
+            time.sleep(0.02)
+        _ensure_schema(Database(other, "the other controller"))
+        other.execute("BEGIN")
+        other.execute("SELECT count(*) FROM runbook_audit")  # a run reading the chain
+        other.execute("SELECT pg_advisory_unlock(%s, %s)", SCHEMA_LOCK)
+        waiter.join(timeout=10)
+        stalled = waiter.is_alive()
+        other.execute("COMMIT")
+        waiter.join()
+    assert not stalled, "the waiting controller ran the DDL again"
+    assert len(opened) == 1
+    opened[0].close()
