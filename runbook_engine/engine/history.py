@@ -216,7 +216,9 @@ def saved_request(
             notices.append(("rollback.forced", f"--force: {refusal}"))
             release = load_release(store, run_id, summaries=summaries, redo_undone=True)
     path = _runbook_path(latest)
-    _check_unchanged(run_id, path, latest, mode=mode, force=force)
+    changed = _check_unchanged(run_id, path, latest, mode=mode, force=force)
+    if changed:
+        notices.append(("runbook.changed", f"--force: {changed}"))
     inventory = latest.header.get("inventory")
     from .executor import RunOptions
     from .request import RunRequest
@@ -249,15 +251,22 @@ def _runbook_path(saved: SavedRun) -> Path:
 
 def _check_unchanged(
     run_id: str, path: Path, saved: SavedRun, *, mode: str, force: bool
-) -> None:
+) -> str | None:
+    """None when the runbook is the one the run ran; what changed when ``force``
+    accepts a changed one (audited as a notice); ``ResumeError`` otherwise."""
     try:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
     except OSError as exc:
         raise ResumeError(
             f"run {run_id}: cannot read its runbook {path}: {exc.strerror}"
         ) from None
-    if digest != saved.header.get("runbook_sha256") and not force:
-        raise ResumeError(
-            f"run {run_id}: runbook {path} changed since the run (sha256 differs);"
-            f" use --force to {mode} anyway"
-        )
+    recorded = saved.header.get("runbook_sha256")
+    if digest == recorded:
+        return None
+    changed = (
+        f"runbook {path} changed since run {run_id}"
+        f" (sha256 {str(recorded)[:12]} then, {digest[:12]} now)"
+    )
+    if not force:
+        raise ResumeError(f"{changed}; use --force to {mode} anyway")
+    return changed

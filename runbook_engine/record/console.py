@@ -330,7 +330,8 @@ class Console:
                 self._closed = True
 
     def _on_StepStarted(self, event: StepStarted) -> None:
-        if not self._live_line:
+        # an approval gate waits on the operator: its prompt must not be overwritten
+        if not self._live_line or event.action == "approve":
             return
         with self._lock:
             self._running[(event.host, event.step)] = time.monotonic()

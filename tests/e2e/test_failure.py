@@ -243,15 +243,25 @@ def test_resume_after_failure_skips_completed_steps(
     assert again.code == 2 and "succeeded" in again.stderr
 
 
-def test_resume_refuses_a_changed_runbook_unless_forced(
-    runbook_cli, write_runbook, tmp_path
+def test_resume_refuses_a_changed_runbook_unless_forced_and_audits_the_force(
+    runbook_cli, write_runbook, tmp_path, state_dir
 ):
     rb = write_runbook(saga(tmp_path, extra="on_failure: abort\n"))
     first = runbook_cli("run", str(rb), "--output", "json")
-    rb.write_text(rb.read_text() + "\n# edited\n")
-    refused = runbook_cli("resume", first.json()["run_id"])
+    run_id = first.json()["run_id"]
+    rb.write_text(rb.read_text().replace("exit 5", "true"))
+    refused = runbook_cli("resume", run_id)
     assert refused.code == 2
-    assert "changed since the run" in refused.stderr
+    assert f"runbook {rb} changed since run {run_id}" in refused.stderr
+    assert "use --force to resume anyway" in refused.stderr
+    forced = runbook_cli("resume", run_id, "--force")
+    assert forced.code == 0, forced.output
+    changed = [
+        r for r in audit_records(state_dir)
+        if r["event"] == "notice" and r["kind"] == "runbook.changed"
+    ]  # fmt: skip
+    assert len(changed) == 1 and run_id in changed[0]["message"]
+    assert changed[0]["run_id"] != run_id  # recorded by the resuming run
 
 
 def test_resume_refuses_a_rolled_back_run(runbook_cli, write_runbook, tmp_path):

@@ -335,13 +335,19 @@ def test_output_is_neutralised_before_reaching_the_terminal(runbook_cli, write_r
 
 
 def _run_on_a_tty(
-    args: list[str], env: dict[str, str], answer: tuple[str, str] | None = None
+    args: list[str],
+    env: dict[str, str],
+    answer: tuple[str, str] | None = None,
+    think: float = 0.0,
 ) -> str:
-    """Run the CLI on a pseudo-terminal; ``answer`` = (prompt text, what to type)."""
+    """Run the CLI on a pseudo-terminal; ``answer`` = (prompt text, what to type),
+    typed ``think`` seconds after the prompt appears."""
     import os
     import pty
+    import select
     import subprocess
     import sys
+    import time
 
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
@@ -354,7 +360,13 @@ def _run_on_a_tty(
     )
     os.close(follower)
     chunks = []
+    prompted = None
     while True:
+        if answer and prompted is not None and time.monotonic() >= prompted + think:
+            os.write(leader, answer[1].encode())
+            answer = None
+        if not select.select([leader], [], [], 0.05)[0]:
+            continue
         try:
             data = os.read(leader, 4096)
         except OSError:
@@ -362,9 +374,8 @@ def _run_on_a_tty(
         if not data:
             break
         chunks.append(data)
-        if answer and answer[0].encode() in b"".join(chunks):
-            os.write(leader, answer[1].encode())
-            answer = None
+        if answer and prompted is None and answer[0].encode() in b"".join(chunks):
+            prompted = time.monotonic()
     proc.wait(timeout=30)
     os.close(leader)
     return b"".join(chunks).decode(errors="replace")
@@ -438,6 +449,23 @@ def test_an_operator_approves_on_the_terminal_by_typing_the_word(
         ["run", str(rb)], cli_env, answer=("Type 'production'", "prod\n")
     )
     assert "went-on" not in wrong and "result: no_go" in wrong
+
+
+def test_a_waiting_approval_prompt_is_not_overwritten_by_the_live_line(
+    cli_env, write_runbook
+):
+    rb = write_runbook("""
+        version: 1
+        name: gate
+        steps:
+          - id: ask
+            approve: {message: "Deploy?", timeout: 20s}
+          - id: after
+            run: echo went-on
+    """)
+    out = _run_on_a_tty(["run", str(rb)], cli_env, answer=("[y/N]", "y\n"), think=1.6)
+    assert "went-on" in out and "result: succeeded" in out
+    assert "running local ask" not in out  # the prompt stayed on screen
 
 
 def test_huge_commands_fail_clearly_and_never_bloat_the_audit_log(
