@@ -73,15 +73,7 @@ class Fanout:
         results = self.each(
             targets,
             lambda host: self.stepper.run_step(step, host, cancel),
-            on_interrupt=lambda host, result: self._finish(
-                step,
-                host,
-                replace(
-                    result,
-                    status=Status.FAILED,
-                    message=result.message or "interrupted",
-                ),
-            ),
+            on_interrupt=lambda host, result: self._interrupted(step, host, result),
         )
         for host, result in zip(targets, results, strict=True):
             self._finish(step, host, result)
@@ -111,6 +103,14 @@ class Fanout:
                     on_interrupt(host, _result_of(future))
             raise
         return [f.result() for f in futures]
+
+    def _interrupted(self, step: Step, host: HostState, result: StepResult) -> None:
+        """A step cut short by Ctrl-C or SIGTERM: failed, and so is its host."""
+        host.failed = True
+        failed = replace(
+            result, status=Status.FAILED, message=result.message or "interrupted"
+        )
+        self._finish(step, host, failed)
 
     def _finish(self, step: Step, host: HostState, result: StepResult) -> None:
         undoable = result.ok or step.undo_on_failure

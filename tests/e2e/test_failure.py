@@ -289,8 +289,9 @@ def test_resume_after_sigint_skips_completed_steps(
     proc = start_run(cli_env, tmp_path, "run", str(rb))
     wait_for_steps(state_dir, 2)
     proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=20)
+    _out, err = proc.communicate(timeout=20)
     assert proc.returncode == 130
+    assert "result: interrupted" in err and "local=failed" in err  # never "ok"
     run_id = audit_records(state_dir)[0]["run_id"]
     (tmp_path / "fast").touch()
     resumed = runbook_cli("resume", run_id)
