@@ -54,7 +54,25 @@ def _open_store(state_dir: str | None, state_url: str | None) -> StateStore:
     reached is exit 2 before anything runs."""
     from ..engine.store import open_store
 
-    return open_store(_state_dir(state_dir), state_url or None)
+    store = open_store(_state_dir(state_dir), state_url or None)
+    _tell_local_steps(store.state_dir, state_url or None)
+    return store
+
+
+def _tell_local_steps(state_dir: Path, state_url: str | None) -> None:
+    """Local steps inherit this process's environment: give them the state in use
+    (``RUNBOOK_STATE_DIR``, ``RUNBOOK_STATE_URL`` when it is a database) and
+    ``RUNBOOK_CLI``, the command that runs this engine, so a step that reads the
+    audit trail (``$RUNBOOK_CLI audit export``) reads the one this run writes,
+    whichever backend, flag or config file chose it. SSH steps get none of it."""
+    import os
+
+    os.environ["RUNBOOK_STATE_DIR"] = str(state_dir)
+    if state_url:
+        os.environ["RUNBOOK_STATE_URL"] = state_url
+    else:
+        os.environ.pop("RUNBOOK_STATE_URL", None)
+    os.environ["RUNBOOK_CLI"] = shlex.join([sys.executable, "-m", "runbook_engine"])
 
 
 def _command_line() -> str:

@@ -284,3 +284,28 @@ def test_follow_and_probes_and_reports_read_the_same_store(
     shown = runbook_cli("audit", "show", "last", "--report", f"json:{report}")
     assert shown.code == 0, shown.output
     assert json.loads(report.read_text())["run"]["status"] == "succeeded"
+
+
+def test_a_local_step_reads_the_audit_trail_the_run_writes_to(
+    backend, runbook_cli, write_runbook, tmp_path, state_dir
+):
+    """The store chosen by a flag (not the environment) is the one a local step's
+    `$RUNBOOK_CLI audit export` reads: go_no_go.yaml's audit checks rely on it."""
+    first = runbook_cli("run", str(write_runbook(_saga(tmp_path))))
+    assert first.code == 0, first.output
+    count = (
+        'import json, sys; print(sum(json.loads(line)["event"] == "run.finished"'
+        " for line in sys.stdin))"
+    )
+    rb = write_runbook(f"""
+        version: 1
+        name: reader
+        steps:
+          - id: count
+            run: $RUNBOOK_CLI audit export | python3 -c '{count}' > {tmp_path}/seen
+    """)
+    where = ["--state", backend.url] if backend.url else ["--state-dir", str(state_dir)]
+    elsewhere = {"RUNBOOK_STATE_URL": "", "RUNBOOK_STATE_DIR": str(tmp_path / "not")}
+    reader = runbook_cli("run", str(rb), *where, env=elsewhere)
+    assert reader.code == 0, reader.output
+    assert (tmp_path / "seen").read_text().split() == ["1"]  # the first run's end
