@@ -19,6 +19,11 @@ if TYPE_CHECKING:
     from ..transports.base import Transport
 
 
+class IncludedSteps(dict[str, Any]):
+    """``steps.<include id>``: the step results of an included runbook, by id (a
+    type of its own so that ``plan`` can tell it from one step's result)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunInfo:
     id: str
@@ -79,7 +84,7 @@ class HostState:
         runbook's ``steps.<include id>`` (the same mapping, so it stays current)."""
         views = self._views.get(scope.prefix)
         if views is None:
-            views = self._views[scope.prefix] = {}
+            views = self._views[scope.prefix] = IncludedSteps()
             if scope.parent is not None:
                 include_id = scope.prefix[len(scope.parent.prefix) : -1]
                 self._scope_views(scope.parent)[include_id] = views

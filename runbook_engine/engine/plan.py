@@ -17,6 +17,7 @@ from ..spec.model import (
     Phase,
     Step,
 )
+from .hosts import IncludedSteps
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
     Probe = Callable[[Step, list[HostState]], list[StepResult]]
 
 
+# attributes Jinja's sandbox looks up on whatever it calls or filters: not step fields
+_JINJA_PROBES = frozenset({"unsafe_callable", "alters_data", "jinja_pass_arg"})
+
+
 class Unresolved(render.Placeholder):
     """Stands for a step result that is unknown at plan time."""
 
@@ -35,9 +40,12 @@ class Unresolved(render.Placeholder):
         self._path = path
 
     def __getattr__(self, name: str) -> Unresolved:
-        if name.startswith("_"):
+        if name.startswith("_") or name in _JINJA_PROBES:
             raise AttributeError(name)
         return Unresolved(f"{self._path}.{name}")
+
+    def __call__(self, *args: object, **kwargs: object) -> Unresolved:
+        return Unresolved(f"{self._path}()")  # steps.x.stdout.split(): still unknown
 
     def __getitem__(self, key: object) -> Unresolved:
         return Unresolved(f"{self._path}[{key!r}]")
@@ -45,8 +53,8 @@ class Unresolved(render.Placeholder):
     def __str__(self) -> str:
         return f"<{self._path}>"
 
-    def __iter__(self) -> Any:
-        return iter(())
+    def __iter__(self) -> Any:  # a loop over it shows one placeholder item
+        return iter((Unresolved(f"{self._path}[*]"),))
 
     def __bool__(self) -> bool:
         raise RenderError(f"depends on {self._path}, unknown before the run")
@@ -72,10 +80,21 @@ class PlannedStep:
 
 
 class _Views(dict[str, Any]):
-    """``steps`` at plan time: real results of safe steps, Unresolved for the rest."""
+    """``steps`` at plan time: real results of safe steps, Unresolved for the rest,
+    an included runbook's steps (``steps.<include id>.<id>``) likewise."""
+
+    def __init__(self, views: Mapping[str, Any], path: str = "steps") -> None:
+        super().__init__(views)
+        self._path = path
+
+    def __getitem__(self, key: str) -> Any:
+        value = super().__getitem__(key)
+        if isinstance(value, IncludedSteps):
+            return _Views(value, f"{self._path}.{key}")
+        return value
 
     def __missing__(self, key: str) -> Unresolved:
-        return Unresolved(f"steps.{key}")
+        return Unresolved(f"{self._path}.{key}")
 
 
 def build_plan(

@@ -195,6 +195,40 @@ def test_plan_renders_without_running(runbook_cli, write_runbook, tmp_path, stat
     assert "| steps | `unpack` |" in md.stdout
 
 
+def test_plan_shows_what_an_included_runbooks_steps_will_give(
+    runbook_cli, write_runbook
+):
+    write_runbook(
+        """
+        version: 1
+        name: child
+        steps:
+          - id: artifact
+            argv: [echo, '{"sha": "abc"}']
+    """,
+        name="child.yaml",
+    )
+    rb = write_runbook("""
+        version: 1
+        name: parent
+        steps:
+          - id: preflight
+            include: child.yaml
+          - id: use
+            run: echo {{ steps.preflight.artifact.json.sha }} {{ steps.preflight.artifact.stdout.split() }}
+          - id: each
+            run: "{% for line in steps.use.stdout.splitlines() %}echo {{ line }};{% endfor %}"
+    """)
+    result = runbook_cli("plan", str(rb))
+    assert result.code == 0, result.output
+    assert "cannot render" not in result.stdout
+    assert (
+        "echo <steps.preflight.artifact.json.sha> <steps.preflight.artifact.stdout.split()>"
+        in result.stdout
+    )
+    assert "echo <steps.use.stdout.splitlines()[*]>;" in result.stdout
+
+
 def test_plan_probe_runs_only_safe_steps_and_audits_them(
     runbook_cli, write_runbook, tmp_path, state_dir
 ):
