@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import html
 from typing import TYPE_CHECKING, Any
+
+from ..markdown import code, plain
 
 if TYPE_CHECKING:
     from .plan import PlannedStep
@@ -42,30 +43,15 @@ def format_plan(prepared: Any, planned: list[PlannedStep], fmt: str) -> str:
     return "\n".join(lines)
 
 
-# characters Markdown would read as emphasis, code, links or escapes even between
-# <code> tags (raw HTML does not stop inline parsing): written as entities
-_MARKUP = str.maketrans({c: f"&#{ord(c)};" for c in "\\`*_[]~!|"})
-
-
-def _cell(text: str) -> str:
-    """Text for a Markdown table cell: shown as written, on one table row."""
-    return html.escape(text).translate(_MARKUP).replace("\n", "<br>")
-
-
-def _code(text: str) -> str:
-    # <code>, not backticks: a code span would show the <br> of a multi-line command
-    return f"<code>{_cell(text)}</code>" if text else ""
-
-
 def _markdown(runbook: Any, hosts: str, planned: list[PlannedStep], mask: Any) -> str:
     lines = [f"### Plan: `{runbook.name}` on {hosts}", ""]
     lines += ["| phase | step | where | action | undo |", "|---|---|---|---|---|"]
     for item in planned:
         where = ", ".join(item.hosts) + (" (control)" if item.step.local else "")
-        when = f"{_cell(item.when)}<br>" if item.when else ""
-        undo = _code(mask(item.undo)) if item.undo else ""
+        when = f"{plain(item.when)}<br>" if item.when else ""
+        undo = code(mask(item.undo)) if item.undo else ""
         lines.append(
-            f"| {item.phase} | `{item.step.id}` | {_cell(where)} |"
-            f" {when}{_code(mask(item.action))} | {undo} |"
+            f"| {item.phase} | `{item.step.id}` | {plain(where)} |"
+            f" {when}{code(mask(item.action))} | {undo} |"
         )
     return "\n".join(lines)

@@ -2,17 +2,17 @@
 ticket. Status first, then hosts, steps, go/no-go, approvals, rollback, and what
 needs a human, with the output tail of each failed step folded away.
 
-Text from the run (output, messages, commands) is untrusted: table cells are
-HTML-escaped, pipes escaped and newlines turned into ``<br>``, and output goes in
-fences longer than any run of backticks it contains.
+Text from the run (output, messages, commands) is untrusted: it is written with
+``markdown.plain`` (shown as written: no emphasis, link, HTML or table cell comes out
+of it), and output goes in fences longer than any run of backticks it contains.
 """
 
 from __future__ import annotations
 
-import html
 import re
 from typing import TYPE_CHECKING
 
+from ..markdown import code, plain
 from ..units import format_duration
 
 if TYPE_CHECKING:
@@ -27,15 +27,6 @@ _ICON = {
     "no_go": "⛔",
     "interrupted": "⏹️",
 }
-
-
-def _cell(text: object) -> str:
-    value = html.escape(str(text), quote=False)
-    return value.replace("|", "\\|").replace("\r", "").replace("\n", "<br>")
-
-
-def _code(text: object) -> str:
-    return f"<code>{_cell(text)}</code>" if str(text) else ""
 
 
 def _ms(ms: int | None) -> str:
@@ -57,30 +48,30 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 def _headline(report: Report) -> list[str]:
     run = report.run
     icon = _ICON.get(run.status, "⚠️")
-    title = f"## {icon} runbook `{_cell(run.runbook_name)}`: **{_cell(run.status)}**"
+    title = f"## {icon} runbook {code(run.runbook_name)}: **{plain(run.status)}**"
     lines = [title, ""]
     if run.message:
-        lines += [f"> {_cell(run.message)}", ""]
+        lines += [f"> {plain(run.message)}", ""]
     facts = [
-        ("run id", _code(run.run_id or "-")),
-        ("mode", _cell(run.mode)),
-        ("operator", _cell(run.operator or "-")),
-        ("started", _cell(run.started_at or "-")),
+        ("run id", code(run.run_id or "-")),
+        ("mode", plain(run.mode)),
+        ("operator", plain(run.operator or "-")),
+        ("started", plain(run.started_at or "-")),
         ("duration", _ms(run.duration_ms)),
-        ("runbook", _code(run.runbook or "-")),
+        ("runbook", code(run.runbook or "-")),
     ]
     if run.params:
         params = ", ".join(f"{k}={v}" for k, v in run.params.items())
-        facts.append(("params", _code(params)))
-    facts.append(("audit chain head", _code(report.chain_head or "not recorded")))
+        facts.append(("params", code(params)))
+    facts.append(("audit chain head", code(report.chain_head or "not recorded")))
     return [*lines, *(f"- **{name}**: {value}" for name, value in facts), ""]
 
 
 def _hosts(hosts: tuple[HostReport, ...]) -> list[str]:
     rows = [
         [
-            _cell(h.name),
-            _cell(h.status),
+            plain(h.name),
+            plain(h.status),
             *(str(h.count(s)) for s in ("ok", "changed", "skipped", "failed")),
         ]
         for h in hosts
@@ -94,14 +85,14 @@ def _step_row(run: StepRun) -> list[str]:
         f" ({len(run.retries)} retried)" if run.retries else ""
     )
     return [
-        _cell(run.host),
-        _cell("undo" if run.kind == "undo" else run.phase),
-        _code(run.step),
-        _cell(run.status),
+        plain(run.host),
+        plain("undo" if run.kind == "undo" else run.phase),
+        code(run.step),
+        plain(run.status),
         attempts,
         _ms(run.duration_ms),
         "" if run.rc is None else str(run.rc),
-        _cell(run.message or ""),
+        plain(run.message or ""),
     ]
 
 
@@ -127,7 +118,7 @@ def _steps(report: Report) -> list[str]:
 def _go_no_go(gate: GoNoGo) -> list[str]:
     verdict = "GO" if gate.go else "NO-GO"
     rows = [
-        [_cell(c.name), _cell(c.host), _cell(c.status), _cell(c.message)]
+        [plain(c.name), plain(c.host), plain(c.status), plain(c.message)]
         for c in gate.checks
     ]
     return [
@@ -142,11 +133,11 @@ def _approvals(report: Report) -> list[str]:
         return []
     rows = [
         [
-            _code(a.step),
-            _cell(a.question),
+            code(a.step),
+            plain(a.question),
             "approved" if a.approved else "refused",
-            _cell(a.operator),
-            _cell(a.via),
+            plain(a.operator),
+            plain(a.via),
         ]
         for a in report.approvals
     ]
@@ -166,7 +157,7 @@ def _rollback(rollback: Rollback, report: Report) -> list[str]:
         state = "complete" if rollback.ok else "INCOMPLETE"
     lines = ["### Rollback: " + state, ""]
     if rollback.reason:
-        lines += [f"Reason: {_cell(rollback.reason)}", ""]
+        lines += [f"Reason: {plain(rollback.reason)}", ""]
     undos = [
         _step_row(r)
         for r in report.all_steps()
@@ -181,10 +172,10 @@ def _rollback(rollback: Rollback, report: Report) -> list[str]:
 def _drill(drill: DrillReport) -> list[str]:
     lines = [f"### DrillReport: {'PASS' if drill.passed else 'FAIL'}", ""]
     lines.append(
-        f"- failure injected at `{_cell(drill.fail_at)}`: {_cell(drill.failure or '-')}"
+        f"- failure injected at {code(drill.fail_at)}: {plain(drill.failure or '-')}"
     )
     lines.append(f"- recovery time: {_ms(drill.recovery_ms)}")
-    lines += [f"- differs after rollback: {_cell(d)}" for d in drill.differences]
+    lines += [f"- differs after rollback: {plain(d)}" for d in drill.differences]
     return [*lines, ""]
 
 
@@ -193,12 +184,12 @@ def _needs_human(report: Report) -> list[str]:
     if not report.needs_human and not failed:
         return []
     lines = ["### Needs a human", ""]
-    lines += [f"- {_cell(item)}" for item in report.needs_human]
-    lines += [f"- {_cell(r.host)} `{_cell(r.label)}` {_cell(r.status)}" for r in failed]
+    lines += [f"- {plain(item)}" for item in report.needs_human]
+    lines += [f"- {plain(r.host)} {code(r.label)} {plain(r.status)}" for r in failed]
     lines.append("")
     for run in failed:
         tail = "\n".join(t for t in (run.stdout_tail, run.stderr_tail) if t)
-        summary = f"{_cell(run.host)} {_cell(run.label)}: output tail"
+        summary = f"{plain(run.host)} {plain(run.label)}: output tail"
         lines += ["<details>", f"<summary>{summary}</summary>", ""]
         if run.command:
             lines += _fence(f"$ {run.command}")

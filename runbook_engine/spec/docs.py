@@ -9,9 +9,9 @@ function of the runbook files, so a test can check that committed pages are curr
 
 from __future__ import annotations
 
-import html
 from typing import TYPE_CHECKING, Any
 
+from ..markdown import code, plain, prose
 from ..units import format_duration
 from .model import (
     HOST_ACTIONS,
@@ -34,15 +34,6 @@ _TABLE_PHASES = (
     (Phase.FINALLY, "Finally"),
 )
 _MAX_ACTION = 120
-
-
-def _cell(text: object) -> str:
-    value = html.escape(str(text), quote=False)
-    return value.replace("|", "\\|").replace("\n", "<br>")
-
-
-def _code(text: object) -> str:
-    return f"<code>{_cell(text)}</code>" if str(text) else ""
 
 
 def _short(text: str, limit: int = _MAX_ACTION) -> str:
@@ -100,18 +91,18 @@ def _on_failure(step: Step, runbook: Runbook) -> str:
 
 def _step_row(step: Step, runbook: Runbook) -> str:
     undo = describe_action(step.undo.action) if step.undo else ""
-    name = step.name or ""
+    name = prose(step.name or "")
     if step.when:
-        name += f" (when {step.when})"
+        name += f" (when {code(step.when)})"
     cells = [
-        _code(step.id),
-        _cell(name),
-        _cell(_where(step, runbook)),
-        _code(describe_action(step.action)),
-        _code(undo),
-        _cell(_retries(step)),
-        _cell(_own_timeout(step)),
-        _cell(_on_failure(step, runbook)),
+        code(step.id),
+        name,
+        plain(_where(step, runbook)),
+        code(describe_action(step.action)),
+        code(undo),
+        plain(_retries(step)),
+        plain(_own_timeout(step)),
+        plain(_on_failure(step, runbook)),
     ]
     return "| " + " | ".join(cells) + " |"
 
@@ -141,16 +132,16 @@ def _params(runbook: Runbook) -> list[str]:
         "|---|---|---|---|---|",
     ]
     for decl in runbook.params.values():
-        default = _code(_literal(decl.default)) if decl.has_default else ""
-        kind = decl.type + (
-            f" (one of {', '.join(map(str, decl.enum))})" if decl.enum else ""
-        )
+        default = code(_literal(decl.default)) if decl.has_default else ""
+        kind = plain(decl.type)
+        if decl.enum:
+            kind += f" (one of {', '.join(code(_literal(v)) for v in decl.enum)})"
         if decl.pattern:
-            kind += f" matching {decl.pattern}"
+            kind += f" matching {code(decl.pattern)}"
         required = "yes" if decl.required and not decl.has_default else "no"
         lines.append(
-            f"| {_code(decl.name)} | {_cell(kind)} | {default} | {required}"
-            f" | {_cell(decl.description or '')} |"
+            f"| {code(decl.name)} | {kind} | {default} | {required}"
+            f" | {prose(decl.description or '')} |"
         )
     return [*lines, ""]
 
@@ -172,7 +163,7 @@ def _secrets(runbook: Runbook) -> list[str]:
     ]
     for name, source in runbook.secrets.items():
         where = source.describe() if hasattr(source, "describe") else ""
-        lines.append(f"- {_code(name)}: from {_cell(where)}")
+        lines.append(f"- {code(name)}: from {plain(where)}")
     return [*lines, ""]
 
 
@@ -188,29 +179,29 @@ def _checklist(runbook: Runbook) -> list[str]:
     ]
     for step in steps:
         lines.append(
-            f"- [ ] **{_cell(step.title)}** ({_code(step.id)}):"
-            f" {_code(describe_action(step.action))}"
+            f"- [ ] **{prose(step.title)}** ({code(step.id)}):"
+            f" {code(describe_action(step.action))}"
         )
     return [*lines, ""]
 
 
 def _summary(runbook: Runbook) -> list[str]:
-    facts = [f"hosts: {_code(_hosts(runbook))}"]
+    facts = [f"hosts: {code(_hosts(runbook))}"]
     if runbook.serial:
-        facts.append(f"serial: {_code(', '.join(map(str, runbook.serial)))}")
+        facts.append(f"serial: {code(', '.join(map(str, runbook.serial)))}")
     if runbook.lock:
-        facts.append(f"lock: {_code(runbook.lock)}")
-    facts.append(f"on failure: {_code(runbook.on_failure.value)}")
+        facts.append(f"lock: {code(runbook.lock)}")
+    facts.append(f"on failure: {code(runbook.on_failure.value)}")
     if runbook.max_fail_percentage:
         facts.append(f"max fail: {runbook.max_fail_percentage:g}%")
-    return [f"Source: {_code(runbook.path)} · " + " · ".join(facts), ""]
+    return [f"Source: {code(runbook.path)} · " + " · ".join(facts), ""]
 
 
 def render_docs(runbook: Runbook) -> str:
     """The Markdown page of one runbook."""
-    lines = [f"# {_cell(runbook.name)}", ""]
+    lines = [f"# {plain(runbook.name)}", ""]
     if runbook.description:
-        lines += [runbook.description.strip(), ""]
+        lines += [prose(runbook.description.strip(), cell=False), ""]
     lines += (
         _summary(runbook) + _params(runbook) + _secrets(runbook) + _checklist(runbook)
     )
@@ -329,8 +320,8 @@ def render_index(runbooks: list[Runbook], pages: list[str]) -> str:
     for runbook, page in zip(runbooks, pages, strict=True):
         summary = ((runbook.description or "").strip().splitlines() or [""])[0]
         lines.append(
-            f"| [{_cell(runbook.name)}]({page}) | {_cell(summary)}"
-            f" | {_code(_hosts(runbook))} | {_code(runbook.path)} |"
+            f"| [{plain(runbook.name)}]({page}) | {prose(summary)}"
+            f" | {code(_hosts(runbook))} | {code(runbook.path)} |"
         )
     return "\n".join(lines) + "\n"
 

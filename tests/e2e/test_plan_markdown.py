@@ -4,10 +4,9 @@ job summary shows it."""
 
 from __future__ import annotations
 
-from html.parser import HTMLParser
-
 import pytest
-from markdown_it import MarkdownIt
+
+from tests.support.gfm import Page
 
 pytestmark = pytest.mark.e2e
 
@@ -30,50 +29,13 @@ steps:
 """
 
 
-class _Tables(HTMLParser):
-    """Every <table> as rows of cells; a cell is its text and its tags."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.tables: list[list[list[str]]] = []
-        self.tags: list[list[list[list[str]]]] = []
-        self._cell: list[str] | None = None
-        self._cell_tags: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: object) -> None:
-        if tag == "table":
-            self.tables.append([])
-            self.tags.append([])
-        elif tag == "tr":
-            self.tables[-1].append([])
-            self.tags[-1].append([])
-        elif tag in ("td", "th"):
-            self._cell, self._cell_tags = [], []
-        elif self._cell is not None:
-            self._cell_tags.append(tag)
-            if tag == "br":
-                self._cell.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("td", "th") and self._cell is not None:
-            self.tables[-1][-1].append("".join(self._cell))
-            self.tags[-1][-1].append(self._cell_tags)
-            self._cell = None
-
-    def handle_data(self, data: str) -> None:
-        if self._cell is not None:
-            self._cell.append(data)
-
-
 def test_plan_markdown_is_one_github_table_with_a_cell_per_field(
     runbook_cli, write_runbook
 ):
     rb = write_runbook(RUNBOOK)
     result = runbook_cli("plan", str(rb), "--format", "markdown")
     assert result.code == 0, result.output
-    html = MarkdownIt("commonmark").enable("table").render(result.stdout)
-    parser = _Tables()
-    parser.feed(html)
+    parser = Page(result.stdout)
     (table,) = parser.tables
     header, *rows = table
     assert header == ["phase", "step", "where", "action", "undo"]

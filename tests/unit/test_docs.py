@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from runbook_engine.spec.build import load_runbook
 from runbook_engine.spec.docs import INDEX, render_docs, write_docs
+from tests.support.gfm import Page
 
 if TYPE_CHECKING:
     import pytest
@@ -63,44 +64,70 @@ def write(tmp_path: Path, text: str, name: str = "release.yaml") -> Path:
 def test_page_has_params_secret_names_checklist_and_step_tables(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Read as GitHub renders it: every cell shows the runbook's text as written."""
     monkeypatch.setenv("DOCS_TEST_DB_PASSWORD", SECRET_VALUE)
     page = render_docs(load_runbook(write(tmp_path, RELEASE)))
     assert page.startswith("# release\n\nDeploy a release of the app.\n")
-    assert (
-        "| <code>version</code> | string matching ^\\d+\\.\\d+\\.\\d+$ |  | yes | Release to deploy |"
-        in page
-    )
-    assert (
-        "| <code>env</code> | string (one of staging, production) | <code>staging</code> | no |"
-        in page
-    )
-    assert "- <code>db_password</code>: from env DOCS_TEST_DB_PASSWORD" in page
+    shown = Page(page)
+    assert shown.row("version") == [
+        "version", r"string matching ^\d+\.\d+\.\d+$", "", "yes", "Release to deploy"
+    ]  # fmt: skip
+    assert shown.row("env")[:4] == [
+        "env", "string (one of staging, production)", "staging", "no"
+    ]  # fmt: skip
+    assert "db_password: from env DOCS_TEST_DB_PASSWORD" in shown.items
     assert SECRET_VALUE not in page
-    assert (
-        "- [ ] **Disk has room** (<code>disk</code>): <code>df -P /tmp \\| tail -1</code>"
-        in page
-    )
-    upload = next(
-        line for line in page.splitlines() if line.startswith("| <code>upload</code>")
-    )
-    assert upload == (
-        "| <code>upload</code> | Upload the release | local"
-        " | <code>mkdir -p /tmp/rel/{{ params.version \\| quote }}</code>"
-        " | <code>rm -rf /tmp/rel/{{ params.version \\| quote }}</code> |  | 5m00s | rollback (default) |"
-    )
-    migrate = next(
-        line for line in page.splitlines() if line.startswith("| <code>migrate</code>")
-    )
-    assert "| 3 attempts, delay 2.0s |" in migrate and migrate.endswith("| abort |")
-    health = next(
-        line for line in page.splitlines() if line.startswith("| <code>health</code>")
-    )
-    assert (
-        "control machine" in health
-        and "GET http://127.0.0.1:9/health (expect 200)" in health
-    )
+    assert "[ ] Disk has room (disk): df -P /tmp | tail -1" in shown.items
+    assert shown.row("upload") == [
+        "upload",
+        "Upload the release",
+        "local",
+        "mkdir -p /tmp/rel/{{ params.version | quote }}",
+        "rm -rf /tmp/rel/{{ params.version | quote }}",
+        "",
+        "5m00s",
+        "rollback (default)",
+    ]
+    migrate = shown.row("migrate")
+    assert migrate[5] == "3 attempts, delay 2.0s" and migrate[7] == "abort"
+    health = shown.row("health")
+    assert health[2] == "control machine"
+    assert health[3] == "http GET http://127.0.0.1:9/health (expect 200)"
     for title in ("## Steps", "## Verify", "## Rollback", "## Finally"):
         assert title in page
+
+
+def test_commands_show_as_written_and_descriptions_keep_their_markdown(
+    tmp_path: Path,
+) -> None:
+    book = write(
+        tmp_path,
+        r"""
+        version: 1
+        name: marked
+        description: Compare with `a < b && c | d`, then **stop** <here>.
+        params:
+          tag: {type: string, pattern: '^v[0-9]+\.[0-9]+_*$', description: 'Use `x|y` or *z*'}
+        steps:
+          - id: shout
+            name: Say `<hi>` *loudly*
+            when: params.tag != '*'
+            run: echo "*not bold* _nor this_ [no](link) ~~kept~~ \. $HOME" | tr a-z A-Z
+        """,
+    )
+    page = render_docs(load_runbook(book))
+    shown = Page(page)
+    assert "Compare with a < b && c | d, then stop <here>." in shown.text
+    assert shown.row("tag")[1] == r"string matching ^v[0-9]+\.[0-9]+_*$"
+    assert shown.row("tag")[4] == "Use x|y or z"
+    shout = shown.row("shout")
+    assert shout[1] == "Say <hi> loudly (when params.tag != '*')"
+    assert shout[3] == (
+        r'echo "*not bold* _nor this_ [no](link) ~~kept~~ \. $HOME" | tr a-z A-Z'
+    )
+    params, steps = shown.tags
+    assert params[1] == [["code"], ["code"], [], [], ["code", "em"]]  # the author's *z*
+    assert steps[1][:4] == [["code"], ["code", "em", "code"], [], ["code"]]
 
 
 def test_flowchart_shows_the_gate_the_main_path_and_the_rollback_path(

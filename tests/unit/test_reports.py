@@ -20,6 +20,8 @@ from runbook_engine.record.audit import AUDIT_FILE, AuditLog, run_records
 from runbook_engine.record.auditsink import AuditSink
 from runbook_engine.record.reports import FORMATS, render, write
 from runbook_engine.secrets import Masker
+from tests.support.gfm import Page
+from tests.support.gfm import render as render_markdown
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "schemas" / "report.schema.json").read_text())
@@ -282,27 +284,36 @@ def test_junit_stays_valid_xml_with_control_characters_in_output() -> None:
 
 def test_markdown_summary_shows_status_hosts_steps_and_what_needs_a_human() -> None:
     text = render("markdown", rolled_back_run().records(), chain_head="d" * 64)
-    first = text.splitlines()[0]
-    assert first.startswith("## ") and "release" in first and "rollback_failed" in first
-    assert "| web2 | rollback_failed | 1 | 1 | 1 | 1 |" in text
+    shown = Page(text)
+    first = Page(text.splitlines()[0]).text
+    assert text.startswith("## ") and "runbook release: rollback_failed" in first
+    assert shown.row("web2") == ["web2", "rollback_failed", "1", "1", "1", "1"]
     assert "### Go / no-go: GO" in text
     assert "### Rollback: INCOMPLETE" in text
     assert "### Needs a human" in text
-    assert "web2 upload: undo failed: rc=1" in text
+    assert "web2 upload: undo failed: rc=1" in shown.items
     assert f"<code>{'d' * 64}</code>" in text
     # output goes in a fence longer than the backticks inside it, where HTML is
     # shown as text; nowhere else does untrusted HTML appear
     assert "````text" in text
     outside = re.sub(r"^(`{3,})text\n.*?^\1$", "", text, flags=re.S | re.M)
     assert "<b>boom</b>" in text and "<b>boom</b>" not in outside
+    assert "<b>boom</b>" in shown.text and "<b>" not in render_markdown(outside)
 
 
-def test_markdown_escapes_pipes_in_cells() -> None:
+def test_markdown_cells_show_untrusted_text_as_written() -> None:
     run = Run()
-    run.step("local", "x", "failed", 0, 5, rc=1, message="a | b <i>")
-    text = render("markdown", run.records())
-    row = next(line for line in text.splitlines() if "<code>x</code>" in line)
-    assert "a \\| b &lt;i&gt;" in row
+    message = "a | b <i>x</i> *y* _z_ [l](http://e) \\. `t`"
+    run.step("local", "x", "failed", 0, 5, rc=1, message=message)
+    shown = Page(render("markdown", run.records()))
+    (t, r), *_ = [
+        (t, r)
+        for t, table in enumerate(shown.tables)
+        for r, row in enumerate(table)
+        if "x" in row[:3]
+    ]
+    assert shown.tables[t][r][-1] == message
+    assert [cell for cell in shown.tags[t][r] if cell] == [["code"]]  # the step id
 
 
 # -- html (structure; the browser test looks at it rendered) ---------------------
