@@ -56,7 +56,8 @@ def audit_list(state_dir: str | None, state_url: str | None, last: int) -> None:
         if missing:
             click.echo(f"no runs recorded yet ({missing})", err=True)
             return
-        runs = store.list_runs()[-last:]
+        every = store.list_runs()
+    runs = every[-last:]
     rows = [("RUN ID", "MODE", "RUNBOOK", "OPERATOR", "STATUS", "STARTED", "DURATION")]
     for item in runs:
         duration = "-" if item.duration is None else format_duration(item.duration)
@@ -76,6 +77,10 @@ def audit_list(state_dir: str | None, state_url: str | None, last: int) -> None:
     for row in rows:
         cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         click.echo("  ".join([*cells, row[-1]]))
+    if len(every) > len(runs):
+        click.echo(
+            f"the last {len(runs)} of {len(every)} runs (-n N shows more)", err=True
+        )
 
 
 @audit.command(name="show")

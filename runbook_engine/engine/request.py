@@ -6,6 +6,7 @@ refuses (exit 2, nothing ran) anything that is wrong with them. Also who runs it
 
 from __future__ import annotations
 
+import difflib
 import getpass
 import os
 import secrets as random_tokens
@@ -115,6 +116,16 @@ def prepare(request: RunRequest) -> Prepared:
     )
 
 
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _listed(ids: list[str], most: int = 20) -> str:
+    shown = ", ".join(ids[:most])
+    return shown + (f", ... ({len(ids) - most} more)" if len(ids) > most else "")
+
+
 def _check_step_options(runbook: Runbook, request: RunRequest) -> None:
     """Flags that name steps must name real ones: exit 2 before anything runs."""
     named = [
@@ -123,7 +134,11 @@ def _check_step_options(runbook: Runbook, request: RunRequest) -> None:
     ]
     for flag, step_id in named:
         if step_id and runbook.step(step_id) is None:
-            raise InputError(f"{flag}: no step {step_id!r} in {runbook.path}")
+            ids = [step.id for step in runbook.all_steps()]
+            raise InputError(
+                f"{flag}: no step {step_id!r} in {runbook.path}"
+                f"{_did_you_mean(step_id, ids)} (steps: {_listed(ids)})"
+            )
     gates = [s.id for s in runbook.all_steps() if s.action.kind == "approve"]
     for step_id in sorted(request.approve):
         step = runbook.step(step_id)

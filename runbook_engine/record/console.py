@@ -292,6 +292,8 @@ class Console:
     def _on_Notice(self, event: Notice) -> None:
         if event.kind == "secret.absent" and self.verbosity < 1:
             return  # an optional secret that is not set: expected, audited, -v shows it
+        if event.kind == "rollback.skipped":
+            return  # audited; the rollback line already says it
         if self.verbosity >= 0 or event.kind == "warning":
             self._write(f"note: {neutralise(event.message)}\n")
 

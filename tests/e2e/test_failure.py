@@ -99,8 +99,10 @@ def test_failing_undo_still_runs_the_others_and_exits_3(
 
 def test_no_rollback_and_abort_skip_the_undos(runbook_cli, write_runbook, tmp_path):
     rb = write_runbook(saga(tmp_path))
-    assert runbook_cli("run", str(rb), "--no-rollback").code == 1
+    skipped = runbook_cli("run", str(rb), "--no-rollback")
+    assert skipped.code == 1
     assert "undo-" not in (tmp_path / "log").read_text()
+    assert skipped.stderr.count("rollback skipped") == 1  # said once, not twice
     (tmp_path / "log").unlink()
     rb = write_runbook(saga(tmp_path, extra="on_failure: abort\n"))
     assert runbook_cli("run", str(rb)).code == 1
@@ -392,7 +394,9 @@ def test_start_at_begins_a_fresh_run_at_a_step(runbook_cli, write_runbook, tmp_p
     assert (tmp_path / "log").read_text().split() == ["do-three", "do-four", "finally"]
     bad = runbook_cli("run", str(rb), "--start-at", "nope")
     assert bad.code == 2 and "no step 'nope'" in bad.stderr
-    json.dumps(bad.stderr)
+    assert "(steps: one, two, three, four, notify, tidy)" in bad.stderr
+    typo = runbook_cli("run", str(rb), "--start-at", "thre")
+    assert typo.code == 2 and "did you mean 'three'?" in typo.stderr
 
 
 def test_second_ctrl_c_skips_finally_but_still_records_the_interruption(

@@ -128,6 +128,12 @@ def test_a_resumed_release_rolls_back_as_one_saga_from_any_directory(
     listed = runbook_cli("audit", "list").stdout
     modes = [line.split()[1] for line in listed.splitlines()[1:]]
     assert modes == ["run", "resume", "rollback"]
+    recent = runbook_cli("audit", "list", "-n", "2")
+    assert [line.split()[1] for line in recent.stdout.splitlines()[1:]] == [
+        "resume",
+        "rollback",
+    ]
+    assert "the last 2 of 3 runs (-n N shows more)" in recent.stderr
 
 
 def test_a_drill_whose_undo_changes_nothing_it_checks_fails_with_a_diff(
