@@ -18,6 +18,7 @@ from tests.e2e.service_targets import (
     snapshot,
     statuses,
 )
+from tests.support.gfm import Page
 
 pytestmark = pytest.mark.e2e
 CI_SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -348,7 +349,7 @@ def test_reports_of_a_real_release_and_of_a_rolled_back_one(rb, target, tmp_path
     assert [case.get("name") for case in failures] == ["steps/test_db"]
     assert "fee_rate_bps" in (failures[0].find("failure").text or "")
 
-    markdown = (tmp_path / "bad.md").read_text()
+    markdown = Page((tmp_path / "bad.md").read_text()).text
     assert "rolled_back" in markdown and "test_db" in markdown and "restart" in markdown
 
     html = (tmp_path / "bad.html").read_text()
