@@ -10,8 +10,11 @@
 - No value grows past the bounds before it is built: ``*``, ``**``, ``+`` and ``%``
   are checked from their operands, and so are the widths and counts given to
   ``center``, ``indent``, ``tojson``, ``batch``, ``slice``, ``replace``, ``join``
-  and the string methods that pad; a string argument over :data:`MAX_RENDERED`
-  stops a call (a macro doubling its argument).
+  (of any iterable) and the string methods that pad; ``wordwrap`` and ``urlize``,
+  slow in pure Python, are bounded by what they are given; a string argument over
+  :data:`MAX_RENDERED` stops a call (a macro doubling its argument).
+- Filters give plain text, never HTML-safe ``Markup`` (autoescape is off; Markup
+  would HTML-escape what is joined to it, quotes included).
 - ``{{ x }}`` prints only data (:func:`not_data`): a class, a function or Jinja's
   ``self`` is an error, never its repr.
 - A render over :data:`MAX_SECONDS` fails (a deadline checked on every attribute
@@ -25,12 +28,13 @@ from __future__ import annotations
 
 import functools
 import inspect
+import itertools
 import json
 import re
 import shlex
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sized
 from typing import Any, Final
 
 from jinja2 import StrictUndefined, Undefined
@@ -70,6 +74,20 @@ class Placeholder:
 
 def _quote(value: object) -> str:
     return shlex.quote(as_text(value))
+
+
+def _plain(function: Callable[..., Any]) -> Callable[..., Any]:
+    """The filter, giving plain text where Jinja gives HTML-safe ``Markup``
+    (``tojson``, ``e``, ``safe``...). Autoescape is off, so Markup means nothing
+    here, and it would HTML-escape whatever is joined to it: ``| tojson | quote``
+    would quote with ``&#39;``, which a shell reads as ``&`` and a comment."""
+
+    @functools.wraps(function)  # keeps jinja's pass_context marks
+    def plain(*args: Any, **kwargs: Any) -> Any:
+        result = function(*args, **kwargs)
+        return str(result) if isinstance(result, str) else result  # Markup is a str
+
+    return plain
 
 
 # -- the sandbox ---------------------------------------------------------------------
@@ -153,6 +171,8 @@ def _check_replace(text: Any, old: Any, new: Any) -> None:
 
 
 def _check_join(separator: Any, items: Any) -> None:
+    if isinstance(items, Sized) and isinstance(separator, str):
+        _bound(len(separator) * len(items), MAX_RENDERED, "the joined text's length")
     if isinstance(items, list | tuple) and isinstance(separator, str):
         size = sum(len(str(i)) for i in items) + len(separator) * len(items)
         _bound(size, MAX_RENDERED, "the joined text's length")
@@ -165,8 +185,9 @@ def _bounded_filter(
 
     @functools.wraps(function)  # keeps jinja's pass_eval_context marks
     def bounded(*args: Any, **kwargs: Any) -> Any:
-        check(signature.bind(*args, **kwargs))
-        return function(*args, **kwargs)
+        bound = signature.bind(*args, **kwargs)
+        check(bound)  # may replace a lazy argument by the list it gives
+        return function(*bound.args, **bound.kwargs)
 
     return bounded
 
@@ -193,7 +214,25 @@ def _replace_filter(bound: inspect.BoundArguments) -> None:
 
 def _join_filter(bound: inspect.BoundArguments) -> None:
     args = bound.arguments
-    _check_join(args.get("d", ""), args.get("value"))
+    items = args.get("value")
+    if not isinstance(items, Sized | str) and isinstance(items, Iterable):
+        # a generator (``| map(...)``): take what it gives, up to the bound
+        items = args["value"] = list(itertools.islice(items, MAX_ITEMS + 1))
+        _bound(len(items), MAX_ITEMS, "the number of items joined")
+    _check_join(args.get("d", ""), items)
+
+
+def _wordwrap_filter(bound: inspect.BoundArguments) -> None:
+    """Python's textwrap takes seconds to cut a long text into short lines."""
+    text, width = bound.arguments.get("s"), bound.arguments.get("width", 79)
+    if isinstance(text, str) and isinstance(width, int):
+        _bound(len(text) // max(width, 1), _MAX_LINES, "the number of wrapped lines")
+
+
+def _urlize_filter(bound: inspect.BoundArguments) -> None:
+    text = bound.arguments.get("value")
+    if isinstance(text, str):
+        _bound(len(text), _MAX_SLOW_TEXT, "the text given to urlize")
 
 
 _FILTER_CHECKS: Final[dict[str, Callable[[inspect.BoundArguments], None]]] = {
@@ -205,7 +244,11 @@ _FILTER_CHECKS: Final[dict[str, Callable[[inspect.BoundArguments], None]]] = {
     "format": _format_filter,
     "replace": _replace_filter,
     "join": _join_filter,
+    "wordwrap": _wordwrap_filter,
+    "urlize": _urlize_filter,
 }
+_MAX_LINES: Final = 10_000
+_MAX_SLOW_TEXT: Final = 64 * 1024
 
 
 class Sandbox(ImmutableSandboxedEnvironment):
@@ -226,6 +269,7 @@ class Sandbox(ImmutableSandboxedEnvironment):
         self.filters["quote"] = _quote
         for name, check in _FILTER_CHECKS.items():
             self.filters[name] = _bounded_filter(self.filters[name], check)
+        self.filters = {name: _plain(f) for name, f in self.filters.items()}
         self.deadline = threading.local()
 
     def _check(self) -> None:
@@ -274,9 +318,10 @@ def _printable(value: Any) -> Any:
 
 def as_text(value: Any) -> str:
     """A rendered value as text for a command, an env value or a header: strings as
-    they are, lists and mappings as JSON, the rest as ``str`` does."""
+    they are (plain ``str``, never Markup), lists and mappings as JSON, the rest as
+    ``str`` does."""
     if isinstance(value, str):
-        return value
+        return str(value)
     if isinstance(value, list | tuple | Mapping) and not isinstance(value, Placeholder):
         return json.dumps(value, ensure_ascii=False, default=str)
     return str(value)

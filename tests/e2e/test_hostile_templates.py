@@ -61,6 +61,9 @@ RUN_TIME = [
         "over the limit",
     ),
     ("{{ params.p.upper() ~ [1][9] }}", "undefined"),
+    ("{{ range(1000) | join('x' * 1000000) | length }}", "over the limit"),
+    ("{{ range(1000) | map('string') | join('x' * 1000000) }}", "over the limit"),
+    ("{{ ('x' * 1000000) | wordwrap(1) | length }}", "over the limit"),
 ]
 
 
@@ -108,3 +111,32 @@ def test_run_time_attacks_fail_their_step_before_the_command_runs(
         " for its text write `{{ (params.p.upper) | string }}`"
     )
     assert runbook_cli("audit", "verify").code == 0
+
+
+def test_quote_is_shell_safe_after_filters_that_give_html_safe_text(
+    runbook_cli, write_runbook, tmp_path
+):
+    """``tojson``, ``e`` and ``safe`` give Jinja's Markup; quoting it must still give
+    one shell word, not ``&#39;`` (which the shell reads as ``&`` and a comment)."""
+    rb = write_runbook(
+        "version: 1\nname: quoting\n"
+        'vars:\n  payload: {a: "it\'s"}\n'
+        "steps:\n"
+        "  - id: fetch\n"
+        "    run: printf 'harmless\\ntouch injected\\n'\n"
+        "  - id: json\n"
+        "    run: printf '<%s>' {{ vars.payload | tojson | quote }} > json.out\n"
+        "  - id: escaped\n"
+        "    run: printf '<%s>' {{ steps.fetch.stdout | e | quote }} > escaped.out\n"
+        "  - id: safe\n"
+        "    run: printf '<%s>' {{ \"it's\" | safe | quote }} > safe.out\n"
+    )
+    result = runbook_cli("run", str(rb))
+    assert result.code == 0, result.output
+    assert not (tmp_path / "injected").exists()
+    out = {p.stem: p.read_text() for p in tmp_path.glob("*.out")}
+    assert out == {
+        "json": '<{"a": "it\\u0027s"}>',
+        "escaped": "<harmless\ntouch injected\n>",
+        "safe": "<it's>",
+    }
