@@ -278,10 +278,10 @@ def exit_code_for(report: RunReport, mode: str = "run") -> ExitCode:
     return EXIT_FOR_STATUS[report.status.value]
 
 
-def _prepare(request: RunRequest) -> Prepared:
+def _prepare(request: RunRequest, *, read_values: bool = True) -> Prepared:
     from ..engine.request import prepare
 
-    prepared = prepare(request)
+    prepared = prepare(request, read_values=read_values)
     _INVOCATION.masker = prepared.masker
     return prepared
 

@@ -114,9 +114,11 @@ def schema(kind: str) -> None:
 @AUDIT_FORWARD_OPTION
 def plan(runbook: Path, fmt: str, probe: bool, **kw: Any) -> None:
     """Show what RUNBOOK would run where, rendered as far as possible. Runs
-    nothing: a value that depends on a step shows as <steps.ID.FIELD>. With --probe,
-    the steps marked safe: true really run (audited, mode plan). Never use --probe on
-    a pull request's runbooks in CI: it would run the PR author's commands.
+    nothing and reads no secret (no secret command runs; each secret shows as ***):
+    a value that depends on a step shows as <steps.ID.FIELD>. With --probe, the
+    secrets are read and the steps marked safe: true really run (audited, mode
+    plan). Never use --probe on a pull request's runbooks in CI: it would run the PR
+    author's commands.
 
     \b
     Example:
@@ -127,7 +129,7 @@ def plan(runbook: Path, fmt: str, probe: bool, **kw: Any) -> None:
 
     kw.update(yes=False, approve=(), forks=20)
     request = _request(runbook, kw, mode="plan")
-    prepared = _prepare(request)
+    prepared = _prepare(request, read_values=probe)  # a plan reads no secret
 
     def warn(text: str) -> None:
         click.echo(f"warning: {text}", err=True)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .. import render
 from ..errors import InputError, RenderError
 from ..record.forward import parse_target
-from ..secrets import Masker, read_secrets
+from ..secrets import MASK, Masker, read_secrets
 from ..spec.build import load_runbook
 from ..spec.inventory import Host, Inventory, load_inventory
 from ..spec.loader import load_mapping_file
@@ -89,11 +89,16 @@ def new_run_id() -> str:
     return f"{stamp}-{random_tokens.token_hex(3)}"
 
 
-def prepare(request: RunRequest) -> Prepared:
-    """Everything that can be wrong with the input, checked before anything runs."""
+def prepare(request: RunRequest, *, read_values: bool = True) -> Prepared:
+    """Everything that can be wrong with the input, checked before anything runs.
+    Without ``read_values`` (``runbook plan``, which runs nothing) no secret is read
+    and no secret command runs: each secret is ``***``."""
     runbook = load_runbook(request.runbook)
     params = _params(runbook, request)
-    values, warnings, absent = read_secrets(runbook.secrets.values())
+    if read_values:
+        values, warnings, absent = read_secrets(runbook.secrets.values())
+    else:
+        values, warnings, absent = dict.fromkeys(runbook.secrets, MASK), [], []
     masker = Masker.of(values)
     inventory = (
         load_inventory(request.inventory) if request.inventory else Inventory.local()

@@ -229,6 +229,32 @@ def test_plan_shows_what_an_included_runbooks_steps_will_give(
     assert "echo <steps.use.stdout.splitlines()[*]>;" in result.stdout
 
 
+def test_plan_reads_no_secret_and_runs_no_secret_command(
+    runbook_cli, write_runbook, tmp_path, monkeypatch
+):
+    """A pull request's runbook in CI: its secret commands are the PR author's."""
+    monkeypatch.delenv("PLAN_PW", raising=False)
+    rb = write_runbook("""
+        version: 1
+        name: planned
+        secrets:
+          tok: {command: [sh, -c, "touch secret-command-ran; echo abcdefgh"]}
+          pw: {env: PLAN_PW}
+        steps:
+          - id: use
+            run: deploy --token {{ secrets.tok }} --password {{ secrets.pw }}
+    """)
+    result = runbook_cli("plan", str(rb))
+    assert result.code == 0, result.output  # PLAN_PW need not be set
+    assert "deploy --token *** --password ***" in result.stdout
+    assert not (tmp_path / "secret-command-ran").exists()
+    probed = runbook_cli("plan", str(rb), "--probe")
+    assert (
+        probed.code == 2 and "environment variable PLAN_PW is not set" in probed.stderr
+    )
+    assert (tmp_path / "secret-command-ran").exists()  # --probe reads the secrets
+
+
 def test_plan_probe_runs_only_safe_steps_and_audits_them(
     runbook_cli, write_runbook, tmp_path, state_dir
 ):
