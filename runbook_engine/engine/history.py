@@ -184,6 +184,33 @@ _NOT_RESUMABLE = {
 }
 
 
+def _not_resumable(run: SavedRun) -> str | None:
+    """Why resuming ``run`` would be wrong: a resume goes forward, so only a run
+    that stopped going forward can be resumed."""
+    status = run.status.value if run.status else None
+    if status in _NOT_RESUMABLE:
+        return _NOT_RESUMABLE[status]
+    if run.mode == "rollback":
+        return (
+            f"it is a rollback of run {run.resumed_from}: continue it with"
+            f" `runbook rollback {run.resumed_from}` (undos already done are not"
+            " done again)"
+        )
+    if run.mode in _READ_ONLY_MODES:
+        return f"a {run.mode} changes nothing: run it again"
+    if run.mode == "drill":
+        return (
+            "a drill is not resumed: undo what it did with"
+            f" `runbook rollback {run.run_id}`"
+        )
+    if run.rollback_started:
+        return (
+            "its rollback had begun when it stopped: finish it with"
+            f" `runbook rollback {run.run_id}` (undos already done are not done again)"
+        )
+    return None
+
+
 def saved_request(
     store: StateStore,
     run_id: str,
@@ -203,11 +230,9 @@ def saved_request(
     latest = release.latest
     notices: list[tuple[str, str]] = []
     if mode == "resume":
-        status = latest.status.value if latest.status else None
-        if status in _NOT_RESUMABLE:
-            raise ResumeError(
-                f"run {run_id} cannot be resumed: {_NOT_RESUMABLE[status]}"
-            )
+        why = _not_resumable(latest)
+        if why:
+            raise ResumeError(f"run {run_id} cannot be resumed: {why}")
     else:
         refusal = rollback_refusal(release, summaries)
         if refusal and not force:

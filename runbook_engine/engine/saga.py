@@ -107,15 +107,19 @@ class Saga:
 
     def _undo_host(self, host: HostState) -> tuple[list[Attention], list[UndoDone]]:
         """One host's saga, newest first. A failing undo is recorded and the rest
-        still run."""
+        still run; after an interrupt (Ctrl-C, SIGTERM) no further undo starts, and
+        ``runbook rollback RUN_ID`` finishes the saga later."""
         attention: list[Attention] = []
         undos: list[UndoDone] = []
+        cancel = self.fanout.cancel
         for step, result in reversed(host.saga):
             if step.undo is None or result.ran_on not in (None, host.name):
                 continue
+            if cancel.is_set():
+                break
             self.sink.emit(UndoStarted(step=step.id, host=host.name, command=None))
             self.sink.barrier()
-            undone = self.stepper.run_undo(step, step.undo, host, self.fanout.cancel)
+            undone = self.stepper.run_undo(step, step.undo, host, cancel)
             self.sink.emit(UndoFinished.of(undone))
             undos.append(
                 UndoDone(

@@ -109,6 +109,7 @@ class SavedRun:
     # completed steps (host, step) -> result, and those whose undo succeeded since
     results: dict[tuple[str, str], StepResult] = field(default_factory=dict)
     undone: set[tuple[str, str]] = field(default_factory=set)
+    rollback_started: bool = False  # its rollback began (and may not have finished)
 
     @property
     def runbook(self) -> str:
@@ -180,6 +181,8 @@ def _apply(
             saved.results.pop(key, None)
     elif event == "undo.finished" and record.get("status") in ("ok", "changed"):
         saved.undone.add((record["host"], record["step"]))
+    elif event == "rollback.started":
+        saved.rollback_started = True
     elif event == "run.finished":
         saved.status = RunStatus(record["status"])
     return saved

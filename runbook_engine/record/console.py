@@ -66,6 +66,11 @@ _NEXT = {
     "rollback_failed": "see `runbook audit show {id}`; fix by hand what is listed",
     "no_go": "nothing was changed; `runbook audit show {id}` has the details",
 }
+# a run that stopped while undoing is never resumed (that would go forward again)
+_FINISH_ROLLBACK = (
+    "finish the rollback with `runbook rollback {id}` (undos already done are not"
+    " done again)"
+)
 
 
 def neutralise(text: str) -> str:
@@ -99,6 +104,8 @@ class Console:
         self._closed = False
         self._ticker: threading.Thread | None = None
         self.run_id: str | None = None
+        self._started: RunStarted | None = None
+        self._rolling_back = False
 
     # -- output of commands ------------------------------------------------------------
 
@@ -136,6 +143,7 @@ class Console:
         pass
 
     def _on_RunStarted(self, event: RunStarted) -> None:
+        self._started = event
         if self.verbosity >= 0:
             hosts = ", ".join(event.hosts)
             run = f", run {self.run_id}" if self.run_id else ""
@@ -222,6 +230,7 @@ class Console:
         self._write(f"  => {self._paint('go' if event.go else 'no-go', verdict)}\n")
 
     def _on_RollbackStarted(self, event: RollbackStarted) -> None:
+        self._rolling_back = True
         self._write(
             self._paint("failed", f"rolling back {', '.join(event.hosts) or 'nothing'}")
             + f": {neutralise(event.reason)}\n"
@@ -307,9 +316,26 @@ class Console:
         )
         if event.message and event.status.value != "succeeded":
             self._write(f"  {neutralise(event.message)}\n")
-        hint = _NEXT.get(event.status.value)
+        hint = self._next_step(event.status.value)
         if hint and self.run_id:
-            self._write(f"  run {self.run_id}: {hint.format(id=self.run_id)}\n")
+            self._write(f"  run {self.run_id}: {hint}\n")
+
+    def _next_step(self, status: str) -> str | None:
+        """What the operator can do next (None: nothing to say)."""
+        run_id, started = self.run_id, self._started
+        if status not in ("failed", "interrupted"):
+            hint = _NEXT.get(status)
+            return hint.format(id=run_id) if hint else None
+        mode = started.mode if started else "run"
+        if mode == "rollback" and started and started.resumed_from:
+            return _FINISH_ROLLBACK.format(id=started.resumed_from)
+        if mode in ("check", "plan"):
+            return None  # nothing was changed
+        if mode == "drill":
+            return f"undo what it did with `runbook rollback {run_id}`"
+        if self._rolling_back:
+            return _FINISH_ROLLBACK.format(id=run_id)
+        return _RESUME.format(id=run_id)
 
     # -- plumbing ----------------------------------------------------------------------
 

@@ -136,6 +136,78 @@ def test_a_resumed_release_rolls_back_as_one_saga_from_any_directory(
     assert "the last 2 of 3 runs (-n N shows more)" in recent.stderr
 
 
+def _slow_undo_runbook(tmp_path, *, fail: bool) -> str:
+    """Step two's undo waits for ``tmp_path/go``: a rollback to interrupt."""
+    log, go = tmp_path / "log", tmp_path / "go"
+    return f"""
+        version: 1
+        name: release
+        steps:
+          - id: one
+            run: echo do-one >> {log}
+            undo: echo undo-one >> {log}
+          - id: two
+            run: echo do-two >> {log}
+            undo: echo undo-two-begun >> {log}; while [ ! -e {go} ]; do sleep 0.1; done; echo undo-two >> {log}
+          - id: three
+            run: {"exit 3" if fail else f"echo do-three >> {log}"}
+            undo: echo undo-three >> {log}
+    """
+
+
+def _interrupt_when_undo_two_begins(process, tmp_path) -> str:
+    import time
+
+    deadline = time.monotonic() + 20
+    while "undo-two-begun" not in logged(tmp_path):
+        assert time.monotonic() < deadline, "undo two never began"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=20)
+    assert process.returncode == 130, stderr
+    return stderr
+
+
+def test_a_run_stopped_during_its_rollback_is_finished_by_rollback_never_resumed(
+    cli_env, runbook_cli, write_runbook, tmp_path, state_dir
+):
+    rb = write_runbook(_slow_undo_runbook(tmp_path, fail=True))
+    process = start_run(cli_env, tmp_path, "run", str(rb))
+    stderr = _interrupt_when_undo_two_begins(process, tmp_path)
+    run_id = audit_records(state_dir)[0]["run_id"]
+    assert f"finish the rollback with `runbook rollback {run_id}`" in stderr
+    assert "runbook resume" not in stderr
+    resumed = runbook_cli("resume", run_id)
+    assert resumed.code == 2, resumed.output
+    assert "its rollback had begun when it stopped" in resumed.stderr
+    assert logged(tmp_path) == ["do-one", "do-two", "undo-two-begun"]  # nothing ran
+    (tmp_path / "go").touch()
+    finished = runbook_cli("rollback", run_id)
+    assert finished.code == 0, finished.output
+    assert logged(tmp_path)[3:] == ["undo-two-begun", "undo-two", "undo-one"]
+
+
+def test_an_interrupted_rollback_is_continued_by_rolling_back_the_run_again(
+    cli_env, runbook_cli, write_runbook, tmp_path
+):
+    rb = write_runbook(_slow_undo_runbook(tmp_path, fail=False))
+    run = runbook_cli("run", str(rb))
+    assert run.code == 0, run.output
+    process = start_run(cli_env, tmp_path, "rollback", run_id_of(run))
+    stderr = _interrupt_when_undo_two_begins(process, tmp_path)
+    rollback_id = stderr.split(", run ", 1)[1].split(")", 1)[0]
+    assert f"finish the rollback with `runbook rollback {run_id_of(run)}`" in stderr
+    resumed = runbook_cli("resume", rollback_id)
+    assert resumed.code == 2, resumed.output
+    assert f"it is a rollback of run {run_id_of(run)}" in resumed.stderr
+    assert logged(tmp_path)[3:] == ["undo-three", "undo-two-begun"]  # nothing more
+    (tmp_path / "go").touch()
+    again = runbook_cli("rollback", run_id_of(run))
+    assert again.code == 0, again.output
+    # undo three was done: not again; undo two had not finished: done now
+    assert logged(tmp_path)[5:] == ["undo-two-begun", "undo-two", "undo-one"]
+
+
 def test_a_drill_whose_undo_changes_nothing_it_checks_fails_with_a_diff(
     runbook_cli, write_runbook, tmp_path
 ):
