@@ -113,3 +113,72 @@ def test_a_development_secret_is_refused_in_production_and_rotated_away(
     assert running_kids(target) == (key_id(new_secret), [])
     assert target.get("/profile", after)[0] == 200
     assert new_secret not in drill.output + (state_dir / "audit.jsonl").read_text()
+
+
+def test_a_rotation_stopped_half_way_is_rolled_back_to_the_old_key_later(
+    rb: Callable[..., Result],
+    target: Target,
+    tmp_path: Path,
+    state_dir: Path,
+    cli_env: dict[str, str],
+) -> None:
+    """`runbook rollback` reads the secrets again, when the store's jwt_secret is
+    already the new one: the undos must still put the old key back, and a finished
+    rotation's undos must refuse without changing anything."""
+    import signal
+    import time
+
+    from tests.conftest import audit_records, start_run
+
+    assert release(rb, target, "1.1.0").code == 0
+    store = tmp_path / "secret-store"
+    store.mkdir(mode=0o700)
+    first = rb(
+        "run", str(RUNBOOKS / "rotate_jwt.yaml"), *target.place, "-e", "grace=0s"
+    )
+    assert first.code == 0, first.output  # the dev secret moves into the store
+    first_id = first.stderr.split(", run ", 1)[1].split(")", 1)[0]
+    old_secret = (store / "jwt_secret").read_text()
+    before = target.new_user_token("before@example.test")
+    assert sorted(p.name for p in store.iterdir()) == ["jwt_secret"]
+
+    rotation = start_run(
+        cli_env, ROOT, "run", str(RUNBOOKS / "rotate_jwt.yaml"), *target.place,
+        "-e", "grace=60s",
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not any(
+        r["event"] == "step.started"
+        and r["step"] == "grace"
+        and r["run_id"] != first_id
+        for r in audit_records(state_dir)
+    ):
+        assert time.monotonic() < deadline, "the grace step never started"
+        time.sleep(0.1)
+    rotation.send_signal(signal.SIGTERM)
+    _, stderr = rotation.communicate(timeout=60)
+    assert rotation.returncode == 143, stderr
+    run_id = audit_records(state_dir)[-1]["run_id"]
+    new_secret = (store / "jwt_secret").read_text()
+    assert new_secret != old_secret
+    assert running_kids(target) == (key_id(new_secret), [key_id(old_secret)])
+
+    rolled = rb("rollback", run_id)
+    assert rolled.code == 0, rolled.output
+    assert running_kids(target) == (key_id(old_secret), [])
+    assert (store / "jwt_secret").read_text() == old_secret
+    assert sorted(p.name for p in store.iterdir()) == ["jwt_secret"]
+    assert target.get("/profile", before)[0] == 200  # nobody was logged out
+    assert list((target.root / "run").glob("rotate-*.json")) == []
+    written = rolled.output + (state_dir / "audit.jsonl").read_text()
+    assert old_secret not in written and new_secret not in written
+
+    # a rotation that finished is not rolled back: its undos refuse, changing nothing
+    done = rb("run", str(RUNBOOKS / "rotate_jwt.yaml"), *target.place, "-e", "grace=0s")
+    assert done.code == 0, done.output
+    current = (store / "jwt_secret").read_text()
+    refused = rb("rollback", done.stderr.split(", run ", 1)[1].split(")", 1)[0])
+    assert refused.code == 3, refused.output
+    assert "its secrets are no longer in the store" in refused.stderr
+    assert (store / "jwt_secret").read_text() == current
+    assert running_kids(target) == (key_id(current), [])
