@@ -133,5 +133,12 @@ class AuditError(RunbookError):
     exit_code = ExitCode.ROLLBACK_FAILED
 
 
+class ReportError(RunbookError):
+    """A report could not be written after the run (the audit log has the run):
+    a human must look, exit 3."""
+
+    exit_code = ExitCode.ROLLBACK_FAILED
+
+
 class RenderError(RunbookError):
     pass

@@ -5,6 +5,7 @@ the state dir option, reports. Heavy modules are imported inside commands so
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import signal
 import sys
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from .. import __version__
-from ..errors import ExitCode, InputError
+from ..errors import ExitCode, InputError, ReportError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -327,11 +328,16 @@ def _execute(
             signal.signal(sig, handler)
     if session.state is not None and session.state.failure:
         click.echo(f"warning: {session.state.failure}", err=True)
-    _write_reports(reports, collector.records, session.run_id, session.chain_head)
+    failed = _write_reports(
+        reports, collector.records, session.run_id, session.chain_head
+    )
     if kw.get("output") == "json":
         summary = _summary(session.run_id, report, collector.records)
-        summary["exit_code"] = int(exit_code_for(report, prepared.request.mode))
+        code = exit_code_for(report, prepared.request.mode)
+        summary["exit_code"] = int(ReportError.exit_code if failed else code)
         click.echo(json.dumps(summary, indent=2))
+    if failed:
+        raise report_failure(session.run_id, failed)
     return report, collector
 
 
@@ -388,8 +394,23 @@ def _parse_reports(values: tuple[str, ...] | list[str]) -> list[tuple[str, Path]
                 f"--report {value!r}: expected FORMAT:PATH with FORMAT one of"
                 f" {', '.join(formats)}"
             )
-        parsed.append((kind, Path(path)))
+        parsed.append((kind, _writable_report_path(value, Path(path))))
     return parsed
+
+
+def _writable_report_path(value: str, path: Path) -> Path:
+    """``path``, when a report can be written there (its directory is made if
+    missing); else exit 2 before anything runs."""
+    if path.is_dir():
+        raise InputError(f"--report {value!r}: {path} is a directory; give a file name")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"--report {value!r}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"--report {value!r}: cannot write in {parent}")
+    return path
 
 
 def _write_reports(
@@ -397,14 +418,28 @@ def _write_reports(
     records: list[dict[str, Any]],
     run_id: str,
     chain_head: str | None,
-) -> None:
-    if not reports:
-        return
+) -> list[str]:
+    """Write each report; returns what could not be written, and why."""
     from ..record import reports as report_formats
 
+    failed = []
     for kind, path in reports:
-        report_formats.write(kind, path, records, chain_head=chain_head, run_id=run_id)
+        try:
+            report_formats.write(
+                kind, path, records, chain_head=chain_head, run_id=run_id
+            )
+        except OSError as exc:
+            failed.append(f"{kind} report {path}: {exc.strerror or exc}")
+            continue
         click.echo(f"report: {kind} written to {path}", err=True)
+    return failed
+
+
+def report_failure(run_id: str, failed: list[str]) -> ReportError:
+    return ReportError(
+        f"run {run_id}: cannot write {'; '.join(failed)} (the audit log has the"
+        f" run: `runbook audit show {run_id} --report FORMAT:PATH` writes it again)"
+    )
 
 
 def _finish(report: RunReport, mode: str = "run") -> NoReturn:

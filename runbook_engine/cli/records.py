@@ -22,6 +22,7 @@ from .app import (
     _state_options,
     _write_reports,
     cli,
+    report_failure,
 )
 
 if TYPE_CHECKING:
@@ -134,7 +135,9 @@ def audit_show(
         raise InputError(
             f"no run {run_id!r} in the audit log (see `runbook audit list`)"
         )
-    _write_reports(parsed, records, wanted, chain_head)
+    failed = _write_reports(parsed, records, wanted, chain_head)
+    if failed:
+        raise report_failure(wanted, failed)
 
 
 def _show(

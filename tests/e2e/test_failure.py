@@ -498,3 +498,35 @@ def test_a_closed_terminal_does_not_stop_the_run(
     proc.communicate(timeout=30)
     assert (tmp_path / "after").exists()
     assert audit_records(state_dir)[-1]["status"] == "succeeded"
+
+
+def test_a_report_that_cannot_be_written_is_refused_first_or_exit_3_after(
+    runbook_cli, write_runbook, tmp_path, state_dir
+):
+    rb = write_runbook("version: 1\nname: r\nsteps:\n  - id: a\n    run: touch ran\n")
+    for report, why in (
+        (f"json:{tmp_path}", "is a directory; give a file name"),
+        (f"html:{rb}/x.html", "is not a directory"),
+    ):
+        refused = runbook_cli("run", str(rb), "--report", report)
+        assert refused.code == 2 and why in refused.stderr, refused.output
+        assert "internal error" not in refused.output
+    assert not (tmp_path / "ran").exists()
+    # the directory becomes a file while the run runs: its result stands, exit 3
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    rb.write_text(
+        f"version: 1\nname: r\nsteps:\n  - id: a\n    run: rmdir {gone} && touch {gone} ran\n"
+    )
+    after = runbook_cli(
+        "run", str(rb), "--report", f"json:{gone}/sub/r.json",
+        "--report", f"markdown:{tmp_path}/r.md", "--output", "json",
+    )  # fmt: skip
+    assert after.code == 3, after.output
+    assert "result: succeeded" in after.stderr and "internal error" not in after.output
+    assert f"cannot write json report {gone}/sub/r.json" in after.stderr
+    assert (tmp_path / "r.md").exists()  # the other report is written
+    assert after.json()["exit_code"] == 3
+    run_id = after.json()["run_id"]
+    again = runbook_cli("audit", "show", run_id, "--report", f"json:{tmp_path}/r.json")
+    assert again.code == 0 and (tmp_path / "r.json").exists()
