@@ -37,7 +37,9 @@ _VOLATILE = (
         "<time>",
     ),
     (re.compile(r"\b\d+(?:\.\d+)?\s?(?:ms|s)\b"), "<duration>"),
-    (re.compile(r"/tmp/tmp[.\w-]{6,}"), "<tmp>"),
+    # a mktemp (tmp.XXXXXXXXXX) or Python tempfile (tmpXXXXXXXX) path, in any
+    # directory: $TMPDIR is not always /tmp
+    (re.compile(r"[^\s'\"=:]*/tmp\.?[A-Za-z0-9_]{6,}"), "<tmp>"),
 )
 _DIFF_LINES = 12
 

@@ -365,6 +365,30 @@ def test_drill_passes_when_the_system_comes_back(
     assert json.loads((tmp_path / "run.json").read_text())["schema_version"] == 1
 
 
+def test_a_drill_passes_whatever_tmpdir_its_checks_make_temp_files_in(
+    runbook_cli, write_runbook, tmp_path
+):
+    """A check that builds in ``mktemp -d`` prints a new path each time: blanked,
+    whether TMPDIR is /tmp or not (macOS, systemd's PrivateTmp, CI runners)."""
+    scratch = tmp_path / "scratch-tmp"
+    scratch.mkdir()
+    rb = write_runbook(f"""
+        version: 1
+        name: drilled
+        preconditions:
+          - id: builds
+            run: d=$(mktemp -d) && echo "built $d/dist" && rmdir "$d"
+        steps:
+          - id: make
+            run: touch {tmp_path}/marker
+            undo: rm -f {tmp_path}/marker
+    """)
+    for tmpdir in (str(scratch), "/tmp"):
+        result = runbook_cli("drill", str(rb), env={"TMPDIR": tmpdir})
+        assert result.code == 0, result.output
+        assert "drill report: PASS" in result.stderr
+
+
 def test_drill_with_a_broken_undo_fails_naming_what_differs(
     runbook_cli, write_runbook, tmp_path
 ):
