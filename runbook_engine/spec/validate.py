@@ -17,6 +17,7 @@ from typing import Any
 
 from .. import render
 from ..diagnostics import Diagnostic, Position
+from ..units import parse_duration
 from .model import MAX_COMMAND_BYTES, fits_in_one_argument
 
 _ORDERED = ("preconditions", "steps", "verify")
@@ -86,6 +87,7 @@ class _Checker:
 
     def run(self) -> None:
         self._check_vars()
+        self._check_timeouts(self.data, (), "the runbook")
         hosts = self.data.get("hosts")
         patterns = [hosts] if isinstance(hosts, str) else hosts
         for i, pattern in enumerate(patterns if isinstance(patterns, list) else []):
@@ -136,6 +138,7 @@ class _Checker:
             for template in _templates_in(value, (*path, key), key):
                 self._check_template(template, where, allowed)
         self._check_command_sizes(step, path, where)
+        self._check_timeouts(step, path, where)
         if phase == "preconditions" and "undo" in step:
             self.error(
                 (*path, "undo"),
@@ -145,6 +148,21 @@ class _Checker:
             )
         self.vars.update(_names(step.get("set")))
         done.update(own)
+
+    def _check_timeouts(self, step: Mapping[str, Any], path: Path, where: str) -> None:
+        """``timeout: 0`` would kill the command at once (it is not "no timeout")."""
+        undo = step.get("undo")
+        places: list[tuple[Path, Any]] = [((*path, "timeout"), step.get("timeout"))]
+        if isinstance(undo, Mapping):
+            places.append(((*path, "undo", "timeout"), undo.get("timeout")))
+        for place, value in places:
+            if value is not None and _is_zero_duration(value):
+                self.error(
+                    place,
+                    f"{where}: a timeout of {value!r} would stop the command at once;"
+                    " give a longer one, or leave it out for the "
+                    + ("default, 1h" if not path else "runbook's (default 1h)"),
+                )
 
     def _check_command_sizes(
         self, step: Mapping[str, Any], path: Path, where: str
@@ -225,6 +243,13 @@ class _Checker:
                 pos.path, line, col, f"{where}: template syntax error: {exc.message}"
             )
         )
+
+
+def _is_zero_duration(value: Any) -> bool:
+    try:
+        return parse_duration(value) == 0
+    except (TypeError, ValueError):
+        return False  # not a duration: the schema says so
 
 
 def _argv_items(path: Path, argv: Any) -> list[tuple[Path, Any]]:

@@ -66,3 +66,19 @@ def test_an_emptied_runbook_named_on_the_command_line_fails_validate(
     assert result.code == 2
     assert result.stdout.startswith(f"{rb}:1:1: the file is empty")
     assert "1 file(s) checked: 1 error(s)" in result.stderr
+
+
+def test_a_zero_timeout_is_refused_where_it_is_written(runbook_cli, write_runbook):
+    """0 is not "no timeout": it would kill the command at once."""
+    rb = write_runbook(
+        "version: 1\nname: t\ntimeout: 0\nsteps:\n"
+        "  - id: a\n    run: touch ran\n    timeout: 0s\n"
+        "    undo: {run: 'true', timeout: 0ms}\n"
+        "  - id: b\n    run: 'true'\n    timeout: 1s\n"
+    )
+    result = runbook_cli("validate", str(rb), "--format", "json")
+    assert result.code == 2, result.output
+    rows = [(r["line"], r["column"], r["message"]) for r in result.json()]
+    assert [(line, column) for line, column, _ in rows] == [(3, 10), (7, 14), (8, 34)]
+    assert all("would stop the command at once" in message for *_, message in rows)
+    assert runbook_cli("run", str(rb)).code == 2
