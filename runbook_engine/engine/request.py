@@ -160,19 +160,22 @@ def _check_step_options(runbook: Runbook, request: RunRequest) -> None:
 
 def _params(runbook: Runbook, request: RunRequest) -> dict[str, Any]:
     given: dict[str, Any] = dict(request.given_params or {})
-    positions = {}
+    names, values = {}, {}  # where each name and value is written in its file
     for path in request.params_files:  # later files win, as later -e do
         loaded = load_mapping_file(path)
         given.update(loaded.data)
-        positions.update({name: loaded.positions.key((name,)) for name in loaded.data})
+        names.update({name: loaded.positions.key((name,)) for name in loaded.data})
+        values.update({name: loaded.positions.value((name,)) for name in loaded.data})
     given.update(request.assignments)
     for name in request.assignments:  # -e wins over the file: no file position
-        positions.pop(name, None)
+        names.pop(name, None)
+        values.pop(name, None)
     return resolve_params(
         runbook.params,
         given,
         from_cli=frozenset(request.assignments),
-        positions=positions,
+        positions=names,
+        value_positions=values,
     )
 
 

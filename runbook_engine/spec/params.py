@@ -4,6 +4,7 @@ declarations and coerced to the declared type, before anything runs."""
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -38,13 +39,16 @@ def resolve_params(
     from_cli: frozenset[str] = frozenset(),
     what: str = "param",
     positions: Mapping[str, Position] | None = None,
+    value_positions: Mapping[str, Position] | None = None,
 ) -> dict[str, Any]:
     """Declared params with defaults applied. ``from_cli`` names the values that are
     strings typed by a person (coerced); other values must already have the type.
-    ``positions`` places the problems of values read from a file (``path:line:col``)."""
+    ``positions`` (of the names) and ``value_positions`` place the problems of values
+    read from a file (``path:line:col``), reported in the file's order."""
     problems: list[str] = []
     diagnostics: list[Diagnostic] = []
     where = positions or {}
+    value_where = value_positions or where
     values: dict[str, Any] = {}
     for name in given:
         if name not in decls:
@@ -58,9 +62,8 @@ def resolve_params(
             try:
                 values[name] = _check(decl, given[name], name in from_cli)
             except ValueError as exc:
-                _report(
-                    f"{what} {name!r}: {exc}", where.get(name), problems, diagnostics
-                )
+                place = value_where.get(name)
+                _report(f"{what} {name!r}: {exc}", place, problems, diagnostics)
         elif decl.has_default:
             values[name] = decl.default
         elif decl.required:
@@ -71,6 +74,7 @@ def resolve_params(
             values[name] = None
     if problems or diagnostics:
         text = "; ".join(problems) if len(problems) == 1 else "\n".join(problems)
+        diagnostics.sort(key=lambda d: (d.line, d.col))
         raise ParamError(text or "invalid params", diagnostics)
     return values
 
@@ -91,21 +95,68 @@ def _check(decl: ParamDecl, value: Any, typed_by_person: bool) -> Any:
     if typed_by_person and isinstance(value, str):
         value = _coerce(decl.type, value)
     elif not _has_type(decl.type, value):
+        if decl.type == "string" and isinstance(value, bool | int | float):
+            kind = "the boolean" if isinstance(value, bool) else "the number"
+            raise ValueError(
+                f"must be text, but YAML reads what is written there as {kind}"
+                f" {value!r}: put it in quotes"
+            )
         raise ValueError(f"must be of type {decl.type}, got {value!r}")
+    if _is_int(value) and not _INT_MIN <= value <= _INT_MAX:
+        raise ValueError(f"{value} is out of range (at most 64-bit: ±{_INT_MAX:,})")
     if decl.enum is not None and value not in decl.enum:
         allowed = ", ".join(repr(v) for v in decl.enum)
         raise ValueError(f"must be one of {allowed}, got {value!r}")
-    if decl.pattern is not None and not re.search(decl.pattern, str(value)):
+    if decl.pattern is not None and not _pattern(decl.pattern).search(str(value)):
         raise ValueError(f"{value!r} does not match the pattern {decl.pattern}")
     return value
 
 
+_INT_MAX = 2**63 - 1
+_INT_MIN = -(2**63)
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern(pattern: str) -> re.Pattern[str]:
+    """A JSON Schema ``pattern`` with its ECMA-262 meaning: ``$`` is the end of the
+    text (Python's also matches before a final newline, so ``^\\d+$`` took
+    ``"1\\n"``), and ``\\d``, ``\\w``, ``\\s`` are ASCII."""
+    out, escaped, in_class = [], False, False
+    for char in pattern:
+        if escaped:
+            out.append(char)
+            escaped = False
+        elif char == "\\":
+            out.append(char)
+            escaped = True
+        elif char == "[":
+            in_class = True
+            out.append(char)
+        elif char == "]":
+            in_class = False
+            out.append(char)
+        elif char == "$" and not in_class:
+            out.append(r"\Z")
+        else:
+            out.append(char)
+    return re.compile("".join(out), re.ASCII)
+
+
 def _coerce(kind: str, text: str) -> Any:
     try:
-        if kind == "integer":
+        # digits as written: no "1_000", no other scripts' digits, no "inf"
+        if kind == "integer" and _INTEGER.fullmatch(text.strip()):
             return int(text.strip())
-        if kind == "number":
+        if kind == "number" and _NUMBER.fullmatch(text.strip()):
             return float(text.strip())
+        if kind in ("integer", "number"):
+            raise ValueError(text)
     except ValueError:
         raise ValueError(
             f"must be {'an' if kind == 'integer' else 'a'} {kind}, got {text!r}"

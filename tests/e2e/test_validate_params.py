@@ -33,6 +33,17 @@ steps:
             "param 'workers': must be an integer, got 'abc'",
         ),
         (["-e", "version=1.2"], "does not match the pattern"),
+        # $ is the end of the text, as in JSON Schema (Python's takes a final \n)
+        (["-e", "version=1.2.3\n"], "'1.2.3\\n' does not match the pattern"),
+        (["-e", "version=1.2.٣"], "does not match the pattern"),  # \d is ASCII
+        (
+            ["-e", "version=1.2.3", "-e", "workers=1_000"],
+            "param 'workers': must be an integer, got '1_000'",
+        ),
+        (
+            ["-e", "version=1.2.3", "-e", "workers=99999999999999999999"],
+            "param 'workers': 99999999999999999999 is out of range",
+        ),
         (
             ["-e", "version=1.2.3", "-e", "verison=2"],
             "unknown param 'verison' (did you mean 'version'?)",
@@ -294,15 +305,23 @@ def test_schema_command_prints_the_packaged_schema(runbook_cli):
 def test_params_file_problems_point_at_their_line(runbook_cli, write_runbook, tmp_path):
     rb = write_runbook(PARAMS_RB)
     params = tmp_path / "p.yaml"
-    params.write_text("version: '1.2.3'\nworkers: many\nverison: x\n")
+    params.write_text("version: '1.2.3'\nworkers: many\nverison: x\nenv: 1.10\n")
     result = runbook_cli(
         "run", str(rb), "--params-file", str(params), "-e", "dry=maybe"
     )
     assert result.code == 2
     assert (
-        f"{params}:2:1: param 'workers': must be of type integer, got 'many'"
+        f"{params}:2:10: param 'workers': must be of type integer, got 'many'"
         in result.stderr
     )
+    assert (
+        f"{params}:4:6: param 'env': must be text, but YAML reads what is written"
+        " there as the number 1.1: put it in quotes" in result.stderr
+    )
+    lines = [
+        line for line in result.stderr.splitlines() if line.startswith(str(params))
+    ]
+    assert [line.split(":")[1] for line in lines] == ["2", "3", "4"]  # file order
     assert (
         f"{params}:3:1: unknown param 'verison' (did you mean 'version'?)"
         in result.stderr
