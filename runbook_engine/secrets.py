@@ -56,18 +56,21 @@ class SecretSource:
 def read_secrets(
     sources: Iterable[SecretSource],
 ) -> tuple[dict[str, str], list[str], list[str]]:
-    """Read every secret. Returns (values, warnings, absent): a missing one raises
-    SecretError naming the secret and its source, never a value; an optional one
-    reads as "" and ``absent`` says why (shown with -v, always audited)."""
+    """Read every secret. Returns (values, warnings, absent): missing ones raise
+    one SecretError naming each secret and its source (all of them, in one pass),
+    never a value; an optional one reads as "" and ``absent`` says why (shown with
+    -v, always audited)."""
     values: dict[str, str] = {}
     warnings: list[str] = []
     absent: list[str] = []
+    missing: list[str] = []
     for source in sources:
         try:
             value = _read_one(source, Masker(values.values()))
         except SecretError as exc:
             if not source.optional:
-                raise
+                missing.append(str(exc))
+                continue
             absent.append(f"optional {exc}: empty")
             values[source.name] = ""
             continue
@@ -77,6 +80,8 @@ def read_secrets(
                 " it is not masked in output (masking it would hide ordinary text)"
             )
         values[source.name] = value
+    if missing:
+        raise SecretError("\n".join(missing))
     return values, warnings, absent
 
 

@@ -73,12 +73,16 @@ def test_secret_values_are_masked_everywhere(
     assert "***" in (state_dir / "audit.jsonl").read_text()
 
 
-def test_missing_secret_is_exit_2_naming_it(runbook_cli, write_runbook, state_dir):
-    rb = write_runbook("""
+def test_missing_secrets_are_exit_2_naming_each_in_one_pass(
+    runbook_cli, write_runbook, state_dir, tmp_path
+):
+    rb = write_runbook(f"""
         version: 1
         name: needs_secret
         secrets:
-          token: {env: API_TOKEN}
+          token: {{env: API_TOKEN}}
+          key: {{file: {tmp_path}/nosuch}}
+          db: {{command: [no-such-secret-manager, get, db]}}
         steps:
           - id: s
             run: "true"
@@ -86,6 +90,8 @@ def test_missing_secret_is_exit_2_naming_it(runbook_cli, write_runbook, state_di
     result = runbook_cli("run", str(rb))
     assert result.code == 2
     assert "secret 'token'" in result.stderr and "API_TOKEN" in result.stderr
+    assert f"secret 'key': cannot read {tmp_path}/nosuch" in result.stderr
+    assert "secret 'db': command no-such-secret-manager get db" in result.stderr
     assert not (state_dir / "audit.jsonl").exists()  # nothing ran
 
 
