@@ -66,6 +66,8 @@ _NEXT = {
     "rollback_failed": "see `runbook audit show {id}`; fix by hand what is listed",
     "no_go": "nothing was changed; `runbook audit show {id}` has the details",
 }
+# how an approval was answered when a person answered it (else nobody refused)
+_ANSWERED_BY_SOMEONE = frozenset({"tty", "--yes", "--approve", "remote"})
 # a run that stopped while undoing is never resumed (that would go forward again)
 _FINISH_ROLLBACK = (
     "finish the rollback with `runbook rollback {id}` (undos already done are not"
@@ -262,6 +264,9 @@ class Console:
             self._write(f"  {item.host}: step {item.step}: {neutralise(item.what)}\n")
 
     def _on_Approval(self, event: Approval) -> None:
+        if event.via not in _ANSWERED_BY_SOMEONE:  # no TTY, no answer in time...
+            self._write(f"{event.host} {event.step}: not approved: {event.via}\n")
+            return
         verdict = "approved" if event.approved else "refused"
         self._write(
             f"{event.host} {event.step}: {verdict} by {event.operator} ({event.via})\n"

@@ -309,6 +309,8 @@ def test_approve_fails_closed_without_tty_and_passes_with_flags(
     refused = runbook_cli("run", str(rb))
     assert refused.code == 4, refused.output  # nothing changed: refused
     assert "went-on" not in refused.stderr
+    assert "local ask: not approved: no answer within 5s" in refused.stderr
+    assert "refused by" not in refused.stderr  # nobody refused it
     approved = runbook_cli("run", str(rb), "--approve", "ask")
     assert approved.code == 0, approved.output
     assert "went-on" in approved.stderr
