@@ -23,6 +23,7 @@ from .app import (
     _write_reports,
     cli,
     report_failure,
+    resolve_run,
 )
 
 if TYPE_CHECKING:
@@ -121,7 +122,7 @@ def audit_show(
     --follow watches a run in progress from another terminal."""
     parsed = _parse_reports(reports)
     with _open_store(state_dir, state_url) as store:
-        wanted = _resolve(store, run_id)
+        wanted = resolve_run(store, run_id)
         records, chain_head = _show(
             store,
             wanted,
@@ -167,22 +168,6 @@ def _show(
     if records and not shown:
         click.echo("no record of that run matches the filters", err=True)
     return records, chain_head
-
-
-def _resolve(store: StateStore, run_id: str) -> str:
-    from ..record.audit import resolve_run_id
-
-    runs = store.list_runs()
-    try:
-        found = resolve_run_id(runs, run_id)
-    except ValueError as exc:
-        raise InputError(f"{exc}: give more of it") from None
-    if found is None:
-        raise InputError(
-            f"no run {run_id!r} in the audit log {store.location}"
-            " (see `runbook audit list`)"
-        )
-    return found
 
 
 _FOLLOW_POLL = 0.25  # seconds between two looks at a growing log

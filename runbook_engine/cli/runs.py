@@ -27,6 +27,7 @@ from .app import (
     _session_options,
     cli,
     exit_code_for,
+    resolve_run,
 )
 
 
@@ -194,7 +195,7 @@ def rollback_run(run_id: str, force: bool, dry_run: bool, **kw: Any) -> None:
         request = _saved_request(store, run_id, kw, force=force, mode="rollback")
         prepared = _prepare(request)
         if dry_run:
-            _print_rollback_plan(run_id, prepared)
+            _print_rollback_plan(str(request.resumed_from), prepared)
             return
         report, _ = _execute(prepared, kw, store)
     _finish(report, "rollback")
@@ -225,7 +226,7 @@ def _saved_request(
 
     return saved_request(
         store,
-        run_id,
+        resolve_run(store, run_id),
         mode=mode,
         force=force,
         yes=kw["yes"],

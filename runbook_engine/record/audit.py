@@ -288,8 +288,11 @@ def resolve_run_id(runs: Sequence[RunSummary], wanted: str) -> str | None:
         return wanted
     found = [run_id for run_id in ids if run_id.startswith(wanted)]
     if len(found) > 1:
-        shown = ", ".join(found[-5:])
-        raise ValueError(f"{wanted!r} is the start of {len(found)} run ids ({shown})")
+        shown = ", ".join(found[-10:])
+        more = f", and {len(found) - 10} older" if len(found) > 10 else ""
+        raise ValueError(
+            f"{wanted!r} is the start of {len(found)} run ids ({shown}{more})"
+        )
     return found[0] if found else None
 
 

@@ -97,6 +97,11 @@ def test_rollback_plan_prints_the_undos_newest_first_and_changes_nothing(
     assert f"one: echo undo-one-x >> {tmp_path}/log" in lines  # rendered
     assert len(logged(tmp_path)) == 3 and len(audit_records(state_dir)) == records
     assert runbook_cli("rollback", "--dry-run", run_id_of(run)).stdout == plan.stdout
+    # as audit show does: last, or a unique prefix of the id
+    assert runbook_cli("rollback", "--plan", "last").stdout == plan.stdout
+    assert runbook_cli("rollback", "--plan", run_id_of(run)[:-2]).stdout == plan.stdout
+    unknown = runbook_cli("rollback", "--plan", "nosuch")
+    assert unknown.code == 2 and "no run 'nosuch' in the audit log" in unknown.stderr
 
 
 def test_a_resumed_release_rolls_back_as_one_saga_from_any_directory(
