@@ -153,6 +153,13 @@ def _forms(value: str) -> set[str]:
         urllib.parse.quote_plus(value),
         urllib.parse.quote_plus(value, safe="/"),
         repr(value)[1:-1],  # tracebacks and exception messages show reprs
+        # what a template's own filters make of it (| upper, | lower, | title...)
+        value.upper(),
+        value.lower(),
+        value.title(),
+        value.capitalize(),
+        value.swapcase(),
+        value[::-1],  # | reverse
     }
 
 

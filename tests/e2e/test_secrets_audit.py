@@ -51,6 +51,8 @@ def test_secret_values_are_masked_everywhere(
           - id: split
             run: printf '%s' "$PGPASSWORD" | fold -w 4
             env: {PGPASSWORD: "{{ secrets.db_password }}"}
+          - id: filtered
+            run: echo {{ secrets.db_password | upper }} {{ secrets.db_password | lower }} {{ secrets.db_password | reverse }}
           - id: fail
             run: echo "bad {{ secrets.db_password | quote }}"; exit 2
     """)
@@ -69,6 +71,8 @@ def test_secret_values_are_masked_everywhere(
     assert "password is ***" in result.stderr
     everything = _everything_written(state_dir, tmp_path, result.stdout, result.stderr)
     for form in (SECRET, shlex.quote(SECRET), json.dumps(SECRET)[1:-1]):
+        assert form not in everything
+    for form in (SECRET.upper(), SECRET.lower(), SECRET[::-1]):  # a template's filters
         assert form not in everything
     assert "***" in (state_dir / "audit.jsonl").read_text()
 
