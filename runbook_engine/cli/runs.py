@@ -193,7 +193,7 @@ def rollback_run(run_id: str, force: bool, dry_run: bool, **kw: Any) -> None:
     overrides, audited). Exit 0 when the rollback completed, 3 when it did not."""
     with _open_store(kw["state_dir"], kw["state_url"]) as store:
         request = _saved_request(store, run_id, kw, force=force, mode="rollback")
-        prepared = _prepare(request)
+        prepared = _prepare(request, read_values=not dry_run)  # a plan reads none
         if dry_run:
             _print_rollback_plan(str(request.resumed_from), prepared)
             return
