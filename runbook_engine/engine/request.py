@@ -23,6 +23,7 @@ from ..secrets import MASK, Masker, read_secrets
 from ..spec.build import load_runbook
 from ..spec.inventory import Host, Inventory, load_inventory
 from ..spec.loader import load_mapping_file
+from ..spec.model import Phase
 from ..spec.params import resolve_params
 from .executor import RunOptions
 
@@ -137,13 +138,20 @@ def _check_step_options(runbook: Runbook, request: RunRequest) -> None:
         ("--start-at", request.options.start_at),
         ("--fail-at", request.options.fail_at),
     ]
+    # only the forward path can be started at or failed after
+    ids = [
+        s.id for phase in (Phase.STEPS, Phase.VERIFY) for s in runbook.steps_of(phase)
+    ]
     for flag, step_id in named:
-        if step_id and runbook.step(step_id) is None:
-            ids = [step.id for step in runbook.all_steps()]
-            raise InputError(
-                f"{flag}: no step {step_id!r} in {runbook.path}"
-                f"{_did_you_mean(step_id, ids)} (steps: {_listed(ids)})"
+        if step_id and step_id not in ids:
+            step = runbook.step(step_id)
+            problem = (
+                f"no step {step_id!r} in {runbook.path}{_did_you_mean(step_id, ids)}"
+                if step is None
+                else f"step {step_id!r} is in {step.phase.value}:, not in steps: or"
+                " verify:"
             )
+            raise InputError(f"{flag}: {problem} (steps: {_listed(ids)})")
     gates = [s.id for s in runbook.all_steps() if s.action.kind == "approve"]
     for step_id in sorted(request.approve):
         step = runbook.step(step_id)

@@ -418,7 +418,9 @@ def test_start_at_begins_a_fresh_run_at_a_step(runbook_cli, write_runbook, tmp_p
     assert (tmp_path / "log").read_text().split() == ["do-three", "do-four", "finally"]
     bad = runbook_cli("run", str(rb), "--start-at", "nope")
     assert bad.code == 2 and "no step 'nope'" in bad.stderr
-    assert "(steps: one, two, three, four, notify, tidy)" in bad.stderr
+    assert "(steps: one, two, three, four)" in bad.stderr
+    late = runbook_cli("run", str(rb), "--start-at", "tidy")
+    assert late.code == 2 and "step 'tidy' is in finally:, not in steps:" in late.stderr
     typo = runbook_cli("run", str(rb), "--start-at", "thre")
     assert typo.code == 2 and "did you mean 'three'?" in typo.stderr
 
