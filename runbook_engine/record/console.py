@@ -58,6 +58,7 @@ _COLOURS = {
     "no-go": "31",
 }
 FAIL_TAIL_LINES = 10
+FAIL_COMMAND_LINES = 6  # of a failed step's command; the audit log has all of it
 # what the operator can do next, by how the run ended
 _RESUME = "continue with `runbook resume {id}` or undo with `runbook rollback {id}`"
 _NEXT = {
@@ -190,7 +191,13 @@ class Console:
 
     def _failure_detail(self, event: StepFinished) -> None:
         if event.command:
-            self._write(f"    command: {neutralise(event.command)}\n")
+            lines = neutralise(event.command).rstrip("\n").split("\n")
+            shown = "\n             ".join(lines[:FAIL_COMMAND_LINES])
+            more = len(lines) - FAIL_COMMAND_LINES
+            if more > 0:
+                shown += f"\n             ... ({more} more lines: `runbook audit show"
+                shown += f" {self.run_id or 'RUN_ID'} --step {event.step} --json`)"
+            self._write(f"    command: {shown}\n")
         if event.rc is not None:
             self._write(f"    exit code: {event.rc}\n")
         if (event.host, event.step) in self._streamed:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -105,6 +106,24 @@ def test_failed_step_shows_host_command_exit_code_and_output_tail(
     assert "local boom" in err and "failed" in err
     assert "exit code: 3" in err
     assert "line30" in err and "line21" in err and "line20" not in err  # last 10 lines
+    assert "    command: for i in $(seq 30); do echo line$i; done; exit 3\n" in err
+
+
+def test_a_failed_scripts_command_is_shown_in_its_first_lines(
+    runbook_cli, write_runbook
+):
+    script = "".join(f"\n      echo part{i}" for i in range(1, 9)) + "\n      exit 3"
+    rb = write_runbook(
+        f"version: 1\nname: fails\nsteps:\n  - id: script\n    run: |{script}\n"
+    )
+    result = runbook_cli("run", str(rb), "-q")
+    assert result.code == 1
+    shown = result.stderr.split("    command: ", 1)[1].split("    exit code:", 1)[0]
+    assert [line.strip() for line in shown.splitlines()][:6] == [
+        f"echo part{i}" for i in range(1, 7)
+    ]
+    assert "echo part7" not in shown and "(3 more lines: `runbook audit show" in shown
+    assert re.search(r"audit show \d{8}-\d{6}-[0-9a-f]{6} --step script --json`", shown)
 
 
 def test_the_runbook_timeout_applies_to_every_step_and_a_signal_is_named(
