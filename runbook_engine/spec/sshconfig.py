@@ -4,14 +4,13 @@ recursively with loops refused. Used by ``spec/inventory_build.py``."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .hostvalues import ALLOWED, JUMP, USER, is_valid_address, unsafe_part
 
 if TYPE_CHECKING:
-    import re
-
     from .inventory import Host
     from .inventory_build import InventoryBuilder, NodePath
 
@@ -167,7 +166,16 @@ class SSHConfig:
         from paramiko import SSHConfig as ParamikoConfig  # its ssh_config parser only
 
         try:
-            return cls(ParamikoConfig.from_path(str(path)))
+            text = path.read_text(encoding="utf-8", errors="replace")
+            lines = _without_match_exec(text)
+            if explicit and lines:
+                builder.error(
+                    ("defaults", "ssh_config"),
+                    f"{path}:{lines[0]}: `Match exec` runs a command, and reading an"
+                    " inventory never runs anything: remove it or match on host",
+                )
+                return cls(None)
+            return cls(ParamikoConfig.from_text(_neutered(text)))
         except Exception as exc:  # paramiko raises several kinds for a bad file
             builder.error(
                 ("defaults", "ssh_config") if explicit else (),
@@ -191,3 +199,22 @@ class SSHConfig:
         if identity:
             result["identityfile"] = str(Path(identity[0]).expanduser())
         return result
+
+
+# paramiko evaluates ``Match exec "cmd"`` by running cmd (through invoke): a
+# repository's ssh_config would run code in CI from `validate` or `plan`
+_MATCH_EXEC = re.compile(r"^\s*match\b.*(?:^|\s|=)!?exec\b", re.IGNORECASE)
+_NEVER = "Match host runbook-never-matches.invalid"
+
+
+def _without_match_exec(text: str) -> list[int]:
+    """The numbers of the lines that are ``Match ... exec`` blocks."""
+    return [n for n, line in enumerate(text.splitlines(), 1) if _MATCH_EXEC.match(line)]
+
+
+def _neutered(text: str) -> str:
+    """The config with every ``Match exec`` block matching nothing (the operator's
+    own ~/.ssh/config: runbook reads it, and runs none of its commands)."""
+    return "\n".join(
+        _NEVER if _MATCH_EXEC.match(line) else line for line in text.splitlines()
+    )

@@ -410,3 +410,29 @@ def test_yaml_11_readings_in_inventory_vars_say_to_quote(tmp_path):
         "4:20: keys must be strings: YAML read the unquoted yes as the boolean true;"
         " write 'yes' in quotes",
     ]
+
+
+def test_reading_an_inventory_never_runs_match_exec_from_ssh_config(
+    tmp_path, monkeypatch
+):
+    """paramiko runs `Match exec "cmd"` while looking a host up: a repository's
+    ssh_config would run code in CI from `validate` or `plan`."""
+    ran = tmp_path / "ran"
+    block = f'Match exec "touch {ran}"\n    User evil\nHost web1\n    Port 2200\n'
+    config = _write(tmp_path, block, "ssh_config")
+    explicit = _write(
+        tmp_path,
+        f"version: 1\ndefaults: {{ssh_config: {config}}}\nhosts:\n  web1: {{}}\n",
+    )
+    with pytest.raises(InventoryError) as caught:
+        load_inventory(explicit)
+    assert f"{config}:1: `Match exec` runs a command" in str(caught.value.diagnostics[0])
+    # the operator's own ~/.ssh/config: read, its Match exec blocks match nothing
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "config").write_text(block)
+    monkeypatch.setenv("HOME", str(home))
+    implicit = _write(tmp_path, "version: 1\nhosts:\n  web1: {}\n", "implicit.yaml")
+    web1 = load_inventory(implicit).hosts["web1"]
+    assert web1.port == 2200 and web1.user != "evil"
+    assert not ran.exists()
