@@ -15,6 +15,7 @@
   :data:`MAX_RENDERED` stops a call (a macro doubling its argument).
 - Filters give plain text, never HTML-safe ``Markup`` (autoescape is off; Markup
   would HTML-escape what is joined to it, quotes included).
+- No ``{% autoescape %}`` block: it would HTML-escape quoted shell words.
 - ``{{ x }}`` prints only data (:func:`not_data`): a class, a function or Jinja's
   ``self`` is an error, never its repr.
 - A render over :data:`MAX_SECONDS` fails (a deadline checked on every attribute
@@ -37,7 +38,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sized
 from typing import Any, Final
 
-from jinja2 import StrictUndefined, Undefined
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import MAX_RANGE, ImmutableSandboxedEnvironment
 
@@ -271,6 +272,19 @@ class Sandbox(ImmutableSandboxedEnvironment):
             self.filters[name] = _bounded_filter(self.filters[name], check)
         self.filters = {name: _plain(f) for name, f in self.filters.items()}
         self.deadline = threading.local()
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> Any:
+        """No ``{% autoescape %}``: it would HTML-escape what ``quote`` made shell-safe
+        (``'`` becomes ``&#39;``, which a shell reads as ``&`` and a comment)."""
+        tree = super()._parse(source, name, filename)
+        for found in tree.find_all(nodes.EvalContextModifier):
+            raise TemplateSyntaxError(
+                "autoescape is not allowed: templates here make commands, not HTML",
+                found.lineno,
+                name,
+                filename,
+            )
+        return tree
 
     def _check(self) -> None:
         deadline = getattr(self.deadline, "at", None)

@@ -24,6 +24,10 @@ STATIC = [
     ("{{ namespace(x=1).x }}", "undefined name 'namespace'"),
     ("{{ lipsum(100000) }}", "undefined name 'lipsum'"),
     ("{{ self }}", "'self' (the template object)"),
+    (
+        "{% autoescape true %}{{ params | quote }}{% endautoescape %}",
+        "autoescape is not allowed",
+    ),
 ]
 
 

@@ -426,7 +426,9 @@ def test_reading_an_inventory_never_runs_match_exec_from_ssh_config(
     )
     with pytest.raises(InventoryError) as caught:
         load_inventory(explicit)
-    assert f"{config}:1: `Match exec` runs a command" in str(caught.value.diagnostics[0])
+    assert f"{config}:1: `Match exec` runs a command" in str(
+        caught.value.diagnostics[0]
+    )
     # the operator's own ~/.ssh/config: read, its Match exec blocks match nothing
     home = tmp_path / "home"
     (home / ".ssh").mkdir(parents=True)
