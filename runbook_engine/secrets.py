@@ -85,6 +85,21 @@ def read_secrets(
     return values, warnings, absent
 
 
+def peek_secrets(sources: Iterable[SecretSource]) -> list[str]:
+    """The values that can be read without running anything (``env:`` and
+    ``file:`` sources; none that is missing): what a plan, which reads no secret,
+    still masks (a template may print ``env.NAME`` of a secret's variable)."""
+    found = []
+    for source in sources:
+        if source.command is not None:
+            continue
+        try:
+            found.append(_read_one(source, Masker()))
+        except SecretError:
+            continue
+    return found
+
+
 def _read_one(source: SecretSource, masker: Masker) -> str:
     if source.command is not None:
         return _run_command(source, masker)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .. import render
 from ..errors import InputError, RenderError
 from ..record.forward import parse_target
-from ..secrets import MASK, Masker, read_secrets
+from ..secrets import MASK, Masker, peek_secrets, read_secrets
 from ..spec.build import load_runbook
 from ..spec.inventory import Host, Inventory, load_inventory
 from ..spec.loader import load_mapping_file
@@ -98,9 +98,10 @@ def prepare(request: RunRequest, *, read_values: bool = True) -> Prepared:
     params = _params(runbook, request)
     if read_values:
         values, warnings, absent = read_secrets(runbook.secrets.values())
+        masker = Masker.of(values)
     else:
         values, warnings, absent = dict.fromkeys(runbook.secrets, MASK), [], []
-    masker = Masker.of(values)
+        masker = Masker(peek_secrets(runbook.secrets.values()))
     inventory = (
         load_inventory(request.inventory) if request.inventory else Inventory.local()
     )

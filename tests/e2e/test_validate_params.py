@@ -259,6 +259,14 @@ def test_plan_reads_no_secret_and_runs_no_secret_command(
     assert result.code == 0, result.output  # PLAN_PW need not be set
     assert "deploy --token *** --password ***" in result.stdout
     assert not (tmp_path / "secret-command-ran").exists()
+    leak = write_runbook(
+        "version: 1\nname: leak\nsecrets:\n  pw: {env: PLAN_PW}\nsteps:\n"
+        "  - id: a\n    run: echo {{ env.PLAN_PW }}\n",
+        name="leak.yaml",
+    )
+    printed = runbook_cli("plan", str(leak), env={"PLAN_PW": "hunter2-supersecret"})
+    assert printed.code == 0 and "echo ***" in printed.stdout, printed.output
+    assert "hunter2" not in printed.output  # a secret's variable is still masked
     probed = runbook_cli("plan", str(rb), "--probe")
     assert (
         probed.code == 2 and "environment variable PLAN_PW is not set" in probed.stderr
