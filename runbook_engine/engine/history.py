@@ -184,6 +184,18 @@ _NOT_RESUMABLE = {
 }
 
 
+def _not_undoable(run: SavedRun) -> str | None:
+    """Why ``runbook rollback`` of ``run`` makes no sense, even with --force."""
+    if run.mode == "rollback":
+        return (
+            f"it is a rollback of run {run.resumed_from}; to finish that one,"
+            f" `runbook rollback {run.resumed_from}`"
+        )
+    if run.mode in _READ_ONLY_MODES:
+        return f"a {run.mode} changes nothing, so there is nothing to undo"
+    return None
+
+
 def _not_resumable(run: SavedRun) -> str | None:
     """Why resuming ``run`` would be wrong: a resume goes forward, so only a run
     that stopped going forward can be resumed."""
@@ -234,6 +246,9 @@ def saved_request(
         if why:
             raise ResumeError(f"run {run_id} cannot be resumed: {why}")
     else:
+        why = _not_undoable(latest)
+        if why:
+            raise ResumeError(f"run {run_id} cannot be rolled back: {why}")
         refusal = rollback_refusal(release, summaries)
         if refusal and not force:
             raise ResumeError(f"{refusal}; use --force to roll back anyway")

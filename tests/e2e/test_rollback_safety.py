@@ -58,7 +58,9 @@ def test_rolling_back_under_newer_runs_is_refused_until_they_are_undone(
     rb = write_runbook(_saga(tmp_path))
     old = runbook_cli("run", str(rb), "-e", "tag=old")
     new = runbook_cli("run", str(rb), "-e", "tag=new")
-    runbook_cli("check", str(rb))  # read-only: never in the way
+    check = runbook_cli("check", str(rb))  # read-only: never in the way
+    nothing = runbook_cli("rollback", run_id_of(check))
+    assert nothing.code == 2 and "a check changes nothing" in nothing.stderr
     assert old.code == new.code == 0
     refused = runbook_cli("rollback", run_id_of(old))
     assert refused.code == 2, refused.output
@@ -205,6 +207,10 @@ def test_an_interrupted_rollback_is_continued_by_rolling_back_the_run_again(
     resumed = runbook_cli("resume", rollback_id)
     assert resumed.code == 2, resumed.output
     assert f"it is a rollback of run {run_id_of(run)}" in resumed.stderr
+    # `rollback last` names the interrupted rollback: refused, pointing at the run
+    undo_the_undo = runbook_cli("rollback", "last", "--force")
+    assert undo_the_undo.code == 2, undo_the_undo.output
+    assert f"`runbook rollback {run_id_of(run)}`" in undo_the_undo.stderr
     assert logged(tmp_path)[3:] == ["undo-three", "undo-two-begun"]  # nothing more
     (tmp_path / "go").touch()
     again = runbook_cli("rollback", run_id_of(run))
