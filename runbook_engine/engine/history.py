@@ -49,6 +49,8 @@ class Release:
 
     runs: list[SavedRun]
     results: dict[tuple[str, str], StepResult] = field(default_factory=dict)
+    # failed or cut short (not done again by a later run of the release)
+    attempted: dict[tuple[str, str], StepResult] = field(default_factory=dict)
 
     @property
     def latest(self) -> SavedRun:
@@ -77,11 +79,15 @@ def load_release(
     release = Release(runs=chain)
     for saved in chain:
         release.results.update(saved.results)
+        release.attempted.update(saved.attempted)
+    for key in release.results:
+        release.attempted.pop(key, None)  # a later run of the release did it
     if redo_undone:
         return release
     for saved in chain:
         for key in saved.undone:
             release.results.pop(key, None)
+            release.attempted.pop(key, None)
     ids = set(release.ids)
     for rollback in _rollbacks_of(ids, summaries or store.list_runs()):
         try:
@@ -90,6 +96,7 @@ def load_release(
             continue  # its state is gone: the audit log still tells it happened
         for key in undone:
             release.results.pop(key, None)
+            release.attempted.pop(key, None)
     return release
 
 
@@ -277,7 +284,12 @@ def saved_request(
         mode=mode,
         resumed_from=run_id,
         command_line=command_line,
-        completed=release.results,
+        # a rollback also undoes the steps cut short that have undo_on_failure
+        completed=(
+            {**release.attempted, **release.results}
+            if mode == "rollback"
+            else release.results
+        ),
         notices=tuple(notices),
         audit_forward=audit_forward,
     )

@@ -71,12 +71,15 @@ class HostState:
         rollback): the results later steps read and the saga a rollback undoes,
         oldest first, as the runbook orders its steps. A skipped step (``when``
         false, or a ``run_once`` step that ran on another host) has nothing to undo
-        here."""
+        here; one that failed or was cut short is undone only with
+        ``undo_on_failure``, as in the run itself."""
         done = {step: r for (host, step), r in completed.items() if host == self.name}
         for step in runbook.all_steps():
             result = done.get(step.id)
             if result is not None:
-                self.record(step, result, in_saga=result.status is not Status.SKIPPED)
+                undoable = result.ok or step.undo_on_failure
+                in_saga = result.status is not Status.SKIPPED and undoable
+                self.record(step, result, in_saga=in_saga)
                 self.started = True
 
     def _scope_views(self, scope: Scope) -> dict[str, Any]:

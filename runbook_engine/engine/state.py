@@ -109,6 +109,8 @@ class SavedRun:
     # completed steps (host, step) -> result, and those whose undo succeeded since
     results: dict[tuple[str, str], StepResult] = field(default_factory=dict)
     undone: set[tuple[str, str]] = field(default_factory=set)
+    # steps that failed or were cut short: undone too when they have undo_on_failure
+    attempted: dict[tuple[str, str], StepResult] = field(default_factory=dict)
     rollback_started: bool = False  # its rollback began (and may not have finished)
 
     @property
@@ -177,8 +179,11 @@ def _apply(
         key = (record["host"], record["step"])
         if status.succeeded:
             saved.results[key] = StepResult.from_record(record)
+            saved.attempted.pop(key, None)
         else:
             saved.results.pop(key, None)
+            if status in (Status.FAILED, Status.UNKNOWN):
+                saved.attempted[key] = StepResult.from_record(record)
     elif event == "undo.finished" and record.get("status") in ("ok", "changed"):
         saved.undone.add((record["host"], record["step"]))
     elif event == "rollback.started":

@@ -162,13 +162,18 @@ def _slow_undo_runbook(tmp_path, *, fail: bool) -> str:
     """
 
 
-def _interrupt_when_undo_two_begins(process, tmp_path) -> str:
+def _until_logged(tmp_path, word: str) -> None:
     import time
 
     deadline = time.monotonic() + 20
-    while "undo-two-begun" not in logged(tmp_path):
-        assert time.monotonic() < deadline, "undo two never began"
+    while word not in logged(tmp_path):
+        assert time.monotonic() < deadline, f"{word} never came"
         time.sleep(0.05)
+    time.sleep(0.2)  # and the command is still running
+
+
+def _interrupt_when_undo_two_begins(process, tmp_path) -> str:
+    _until_logged(tmp_path, "undo-two-begun")
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=20)
     assert process.returncode == 130, stderr
@@ -217,6 +222,46 @@ def test_an_interrupted_rollback_is_continued_by_rolling_back_the_run_again(
     assert again.code == 0, again.output
     # undo three was done: not again; undo two had not finished: done now
     assert logged(tmp_path)[5:] == ["undo-two-begun", "undo-two", "undo-one"]
+
+
+def test_a_step_cut_short_is_undone_later_only_with_undo_on_failure(
+    cli_env, runbook_cli, write_runbook, tmp_path, state_dir
+):
+    log, go = tmp_path / "log", tmp_path / "go"
+    for undo_on_failure in (True, False):
+        log.unlink(missing_ok=True)
+        rb = write_runbook(f"""
+            version: 1
+            name: release
+            steps:
+              - id: one
+                run: echo do-one >> {log}
+                undo: echo undo-one >> {log}
+              - id: two
+                run: echo do-two-begun >> {log}; while [ ! -e {go} ]; do sleep 0.1; done
+                undo: echo undo-two >> {log}
+                undo_on_failure: {str(undo_on_failure).lower()}
+        """)
+        process = start_run(cli_env, tmp_path, "run", str(rb))
+        _until_logged(tmp_path, "do-two-begun")
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=20)
+        assert process.returncode == 130
+        run_id = audit_records(state_dir)[-1]["run_id"]
+        plan = runbook_cli("rollback", "--plan", run_id)
+        rolled = runbook_cli("rollback", run_id)
+        assert rolled.code == 0, rolled.output
+        if undo_on_failure:  # it may have done part of it: undone too
+            assert "two:" in plan.stdout
+            assert logged(tmp_path) == [
+                "do-one",
+                "do-two-begun",
+                "undo-two",
+                "undo-one",
+            ]
+        else:
+            assert "two:" not in plan.stdout
+            assert logged(tmp_path) == ["do-one", "do-two-begun", "undo-one"]
 
 
 def test_a_drill_whose_undo_changes_nothing_it_checks_fails_with_a_diff(
