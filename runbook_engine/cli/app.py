@@ -292,7 +292,8 @@ def _execute(
 ) -> tuple[RunReport, Any]:
     """Run with console, collector and reports in ``store`` (opened from the
     options when None); returns the report and the collector."""
-    reports = _parse_reports(kw.get("reports") or ())  # exit 2 before connecting
+    protected = (_state_dir(kw.get("state_dir")), prepared.request.runbook)
+    reports = _parse_reports(kw.get("reports") or (), protected)  # exit 2 now
     if store is None:
         with _open_store(kw["state_dir"], kw.get("state_url")) as opened:
             return _execute(prepared, kw, opened)
@@ -384,25 +385,47 @@ def _summary(
 _FORMATS = ("json", "junit", "markdown", "html")
 
 
-def _parse_reports(values: tuple[str, ...] | list[str]) -> list[tuple[str, Path]]:
-    formats = _FORMATS
-    parsed = []
+def _parse_reports(
+    values: tuple[str, ...] | list[str], protected: tuple[Path, ...] = ()
+) -> list[tuple[str, Path]]:
+    """``FORMAT:PATH`` values, each a file a report can be written to and none
+    inside ``protected`` (the state dir, then the runbook): else exit 2, nothing
+    ran."""
+    parsed: list[tuple[str, Path]] = []
+    targets: set[Path] = set()
     for value in values:
         kind, sep, path = value.partition(":")
-        if not sep or kind not in formats or not path:
+        if not sep or kind not in _FORMATS or not path:
             raise InputError(
                 f"--report {value!r}: expected FORMAT:PATH with FORMAT one of"
-                f" {', '.join(formats)}"
+                f" {', '.join(_FORMATS)}"
             )
-        parsed.append((kind, _writable_report_path(value, Path(path))))
+        try:
+            target = _writable_report_path(value, Path(path), protected)
+        except OSError as exc:  # a name too long, a loop of symlinks...
+            raise InputError(f"--report {value!r}: {exc.strerror or exc}") from None
+        if target in targets:
+            raise InputError(f"--report {value!r}: another --report names {path}")
+        targets.add(target)
+        parsed.append((kind, Path(path)))
     return parsed
 
 
-def _writable_report_path(value: str, path: Path) -> Path:
-    """``path``, when a report can be written there (its directory is made if
-    missing); else exit 2 before anything runs."""
+def _writable_report_path(value: str, path: Path, protected: tuple[Path, ...]) -> Path:
+    """``path`` resolved, when a report can be written there (its directory is
+    made if missing); else exit 2 before anything runs."""
     if path.is_dir():
         raise InputError(f"--report {value!r}: {path} is a directory; give a file name")
+    if path.exists() and not path.is_file():  # a FIFO would block for ever
+        raise InputError(f"--report {value!r}: {path} is not a regular file")
+    target = path.resolve()
+    for index, kept in enumerate(p.resolve() for p in protected):
+        if target == kept or (index == 0 and kept in target.parents):
+            what = "in the state dir" if index == 0 else "the runbook"
+            raise InputError(
+                f"--report {value!r}: {path} is {what} (a report would overwrite"
+                " it); write it elsewhere"
+            )
     parent = path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -410,7 +433,7 @@ def _writable_report_path(value: str, path: Path) -> Path:
         raise InputError(f"--report {value!r}: {parent} is not a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise InputError(f"--report {value!r}: cannot write in {parent}")
-    return path
+    return target
 
 
 def _write_reports(

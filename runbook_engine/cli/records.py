@@ -19,6 +19,7 @@ from .app import (
     INVENTORY_OPTION,
     _open_store,
     _parse_reports,
+    _state_dir,
     _state_options,
     _write_reports,
     cli,
@@ -120,7 +121,7 @@ def audit_show(
     """A past run (its id, `last`, or the start of one id) as a readable timeline.
     --host, --step and --status narrow it (the run's first and last records stay);
     --follow watches a run in progress from another terminal."""
-    parsed = _parse_reports(reports)
+    parsed = _parse_reports(reports, (_state_dir(state_dir),))
     with _open_store(state_dir, state_url) as store:
         wanted = resolve_run(store, run_id)
         records, chain_head = _show(

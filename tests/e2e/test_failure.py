@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 
@@ -530,13 +531,24 @@ def test_a_report_that_cannot_be_written_is_refused_first_or_exit_3_after(
     runbook_cli, write_runbook, tmp_path, state_dir
 ):
     rb = write_runbook("version: 1\nname: r\nsteps:\n  - id: a\n    run: touch ran\n")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
     for report, why in (
         (f"json:{tmp_path}", "is a directory; give a file name"),
         (f"html:{rb}/x.html", "is not a directory"),
+        (f"json:{fifo}", "is not a regular file"),  # writing it would block
+        (f"json:{state_dir}/audit.jsonl", "is in the state dir"),
+        (f"json:{rb}", "is the runbook"),
+        (f"json:{tmp_path}/{'a' * 300}.json", "File name too long"),
     ):
         refused = runbook_cli("run", str(rb), "--report", report)
         assert refused.code == 2 and why in refused.stderr, refused.output
         assert "internal error" not in refused.output
+    twice = runbook_cli(
+        "run", str(rb), "--report", f"json:{tmp_path}/r.json",
+        "--report", f"markdown:{tmp_path}/./r.json",
+    )  # fmt: skip
+    assert twice.code == 2 and "another --report names" in twice.stderr
     assert not (tmp_path / "ran").exists()
     # the directory becomes a file while the run runs: its result stands, exit 3
     gone = tmp_path / "gone"
