@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import math
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -102,6 +103,8 @@ def _check(decl: ParamDecl, value: Any, typed_by_person: bool) -> Any:
                 f" {value!r}: put it in quotes"
             )
         raise ValueError(f"must be of type {decl.type}, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{value} is not a finite number")
     if _is_int(value) and not _INT_MIN <= value <= _INT_MAX:
         raise ValueError(f"{value} is out of range (at most 64-bit: ±{_INT_MAX:,})")
     if decl.enum is not None and value not in decl.enum:

@@ -16,6 +16,7 @@ name: typed
 params:
   version: {type: string, required: true, pattern: '^\\d+\\.\\d+\\.\\d+$'}
   workers: {type: integer, default: 2}
+  ratio: {type: number, default: 0.5}
   dry: {type: boolean, default: false}
   env: {type: string, enum: [staging, production], default: staging}
 steps:
@@ -44,6 +45,7 @@ steps:
             ["-e", "version=1.2.3", "-e", "workers=99999999999999999999"],
             "param 'workers': 99999999999999999999 is out of range",
         ),
+        (["-e", "version=1.2.3", "-e", "ratio=1e400"], "inf is not a finite number"),
         (
             ["-e", "version=1.2.3", "-e", "verison=2"],
             "unknown param 'verison' (did you mean 'version'?)",
