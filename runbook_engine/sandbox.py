@@ -35,7 +35,7 @@ import re
 import shlex
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sized
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from typing import Any, Final
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
@@ -63,9 +63,33 @@ MAX_ITEMS: Final = MAX_RANGE
 """Most items a list built by a template may have (Jinja's own bound for range)."""
 MAX_INT_BITS: Final = 4096
 """Largest integer a template may compute, in bits (``2 ** 4096``)."""
+MAX_TEXT_FACTOR: Final = 16
+"""A list built by ``*`` may hold at most this many times :data:`MAX_RENDERED` of
+text."""
 
 STR_FORMAT: Final = frozenset({"format", "format_map"})
 _GLOBALS: Final = ("range", "dict")  # what runbooks may call; the rest is removed
+
+
+_LOOP_FILTER: Final = "runbook_loop_clock"
+
+
+class _Ticking:
+    """A loop's iterable that looks at the clock before every item: a loop over a
+    local variable touches no attribute, call or operator, so nothing else would
+    stop nested loops of a hundred thousand items."""
+
+    def __init__(self, iterable: Any, check: Callable[[], None]) -> None:
+        self._iterable = iterable
+        self._check = check
+
+    def __len__(self) -> int:
+        return len(self._iterable)
+
+    def __iter__(self) -> Iterator[Any]:
+        for item in self._iterable:
+            self._check()
+            yield item
 
 
 class Placeholder:
@@ -125,6 +149,24 @@ def _check_repeat(sequence: Any, count: Any) -> None:
     if isinstance(sequence, str | list | tuple) and _is_int(count) and count > 0:
         limit = MAX_RENDERED if isinstance(sequence, str) else MAX_ITEMS
         _bound(len(sequence) * count, limit, "the repeated value's length")
+        if not isinstance(sequence, str):  # ['x' * 10**6] * 10**5 prints 100 GB
+            text = _text_size(sequence, MAX_RENDERED * MAX_TEXT_FACTOR)
+            _bound(text * count, MAX_RENDERED * MAX_TEXT_FACTOR, "the repeated text")
+
+
+def _text_size(value: Any, limit: int, depth: int = 0) -> int:
+    """About how many characters ``value`` holds (stops counting past ``limit``)."""
+    if isinstance(value, str):
+        return len(value)
+    if depth > 32 or not isinstance(value, list | tuple | Mapping):
+        return 1
+    items = value.items() if isinstance(value, Mapping) else enumerate(value)
+    total = 0
+    for key, item in items:
+        total += _text_size(item, limit, depth + 1) + len(str(key)) // 8
+        if total > limit:
+            break
+    return total
 
 
 _PRINTF_WIDTH = re.compile(r"%[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?")
@@ -236,6 +278,13 @@ def _urlize_filter(bound: inspect.BoundArguments) -> None:
         _bound(len(text), _MAX_SLOW_TEXT, "the text given to urlize")
 
 
+def _sum_filter(bound: inspect.BoundArguments) -> None:
+    """``sum`` adds numbers; summing lists copies them over and over."""
+    start = bound.arguments.get("start", 0)
+    if not isinstance(start, int | float) or isinstance(start, bool):
+        raise _TooBigError("sum adds numbers: join texts, or loop over lists")
+
+
 _FILTER_CHECKS: Final[dict[str, Callable[[inspect.BoundArguments], None]]] = {
     "center": _limit("width", MAX_RENDERED),
     "indent": _limit("width", MAX_RENDERED),
@@ -247,6 +296,7 @@ _FILTER_CHECKS: Final[dict[str, Callable[[inspect.BoundArguments], None]]] = {
     "join": _join_filter,
     "wordwrap": _wordwrap_filter,
     "urlize": _urlize_filter,
+    "sum": _sum_filter,
 }
 _MAX_LINES: Final = 10_000
 _MAX_SLOW_TEXT: Final = 64 * 1024
@@ -271,6 +321,7 @@ class Sandbox(ImmutableSandboxedEnvironment):
         for name, check in _FILTER_CHECKS.items():
             self.filters[name] = _bounded_filter(self.filters[name], check)
         self.filters = {name: _plain(f) for name, f in self.filters.items()}
+        self.filters[_LOOP_FILTER] = self._loop
         self.deadline = threading.local()
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> Any:
@@ -284,7 +335,14 @@ class Sandbox(ImmutableSandboxedEnvironment):
                 name,
                 filename,
             )
+        for loop in tree.find_all(nodes.For):  # every item of every loop: the clock
+            loop.iter = nodes.Filter(
+                loop.iter, _LOOP_FILTER, [], [], None, None, lineno=loop.lineno
+            )
         return tree
+
+    def _loop(self, iterable: Any) -> Any:
+        return _Ticking(iterable, self._check)
 
     def _check(self) -> None:
         deadline = getattr(self.deadline, "at", None)

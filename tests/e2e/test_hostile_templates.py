@@ -68,6 +68,13 @@ RUN_TIME = [
     ("{{ range(1000) | join('x' * 1000000) | length }}", "over the limit"),
     ("{{ range(1000) | map('string') | join('x' * 1000000) }}", "over the limit"),
     ("{{ ('x' * 1000000) | wordwrap(1) | length }}", "over the limit"),
+    ("{% set a = ['x' * 1000000] * 100000 %}{{ a | tojson }}", "the repeated text"),
+    ("{{ ([[1, 2]] * 3000) | sum(start=[]) }}", "sum adds numbers"),
+    (  # a loop over a local variable touches no attribute: the clock still runs
+        "{% set l = range(100000) | list %}"
+        "{% for i in l %}{% for j in l %}{% endfor %}{% endfor %}",
+        "longer than 2s",
+    ),
 ]
 
 
