@@ -155,13 +155,20 @@ class _Checker:
         places: list[tuple[Path, Any]] = [((*path, "timeout"), step.get("timeout"))]
         if isinstance(undo, Mapping):
             places.append(((*path, "undo", "timeout"), undo.get("timeout")))
+        for action in ("http", "approve"):  # their own timeout: 0 is no time either
+            inner = step.get(action)
+            if isinstance(inner, Mapping):
+                places.append(((*path, action, "timeout"), inner.get("timeout")))
+        fallback = (
+            " for the default, 1h" if not path else " for the runbook's (default 1h)"
+        )
         for place, value in places:
             if value is not None and _is_zero_duration(value):
+                own = place[-2:-1] in (("http",), ("approve",))  # the action's own
                 self.error(
                     place,
-                    f"{where}: a timeout of {value!r} would stop the command at once;"
-                    " give a longer one, or leave it out for the "
-                    + ("default, 1h" if not path else "runbook's (default 1h)"),
+                    f"{where}: a timeout of {value!r} would stop it at once; give a"
+                    f" longer one, or leave it out{'' if own else fallback}",
                 )
 
     def _check_command_sizes(
