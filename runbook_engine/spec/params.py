@@ -92,6 +92,17 @@ def _report(
         diagnostics.append(Diagnostic.at(position, message))
 
 
+def check_default(decl: ParamDecl) -> str | None:
+    """What is wrong with a param's own default (its type, enum, pattern), or None."""
+    if not decl.has_default or decl.default is None:
+        return None
+    try:
+        _check(decl, decl.default, typed_by_person=False)
+    except ValueError as exc:
+        return f"param {decl.name!r}: its default {exc}"
+    return None
+
+
 def _check(decl: ParamDecl, value: Any, typed_by_person: bool) -> Any:
     if typed_by_person and isinstance(value, str):
         value = _coerce(decl.type, value)

@@ -18,7 +18,8 @@ from typing import Any
 from .. import render
 from ..diagnostics import Diagnostic, Position
 from ..units import parse_duration
-from .model import MAX_COMMAND_BYTES, fits_in_one_argument
+from .model import MAX_COMMAND_BYTES, fits_in_one_argument, parse_param
+from .params import check_default
 
 _ORDERED = ("preconditions", "steps", "verify")
 _LATE = ("batch_gate", "rollback", "finally")
@@ -87,6 +88,7 @@ class _Checker:
 
     def run(self) -> None:
         self._check_vars()
+        self._check_param_defaults()
         self._check_timeouts(self.data, (), "the runbook")
         hosts = self.data.get("hosts")
         patterns = [hosts] if isinstance(hosts, str) else hosts
@@ -103,6 +105,14 @@ class _Checker:
             late_done = set(done)
             for index, step in _steps(self.data.get(phase)):
                 self._check_step(phase, index, step, seen, late_done)
+
+    def _check_param_defaults(self) -> None:
+        params = self.data.get("params")
+        for name, data in params.items() if isinstance(params, Mapping) else ():
+            if isinstance(data, Mapping) and "default" in data:
+                problem = check_default(parse_param(str(name), data))
+                if problem:
+                    self.error(("params", name, "default"), problem)
 
     def _check_vars(self) -> None:
         values = self.data.get("vars")

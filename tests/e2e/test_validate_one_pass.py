@@ -80,6 +80,11 @@ def test_a_zero_timeout_is_refused_where_it_is_written(runbook_cli, write_runboo
     result = runbook_cli("validate", str(rb), "--format", "json")
     assert result.code == 2, result.output
     rows = [(r["line"], r["column"], r["message"]) for r in result.json()]
-    assert [(line, column) for line, column, _ in rows] == [(3, 10), (7, 14), (8, 34), (13, 49)]
+    assert [(line, column) for line, column, _ in rows] == [
+        (3, 10),
+        (7, 14),
+        (8, 34),
+        (13, 49),
+    ]
     assert all("would stop it at once" in message for *_, message in rows)
     assert runbook_cli("run", str(rb)).code == 2

@@ -374,3 +374,16 @@ def test_validate_with_a_broken_or_missing_inventory_fails(runbook_cli, tmp_path
     bad.write_text('version: 1\nhosts:\n  a: {address: "-oProxyCommand=x"}\n')
     broken = runbook_cli("validate", "-i", str(bad), "--strict", hello)
     assert broken.code == 2 and "fleet.yaml:3:" in broken.output
+
+
+def test_a_param_default_must_pass_its_own_checks(runbook_cli, write_runbook):
+    rb = write_runbook(
+        "version: 1\nname: pd\nparams:\n"
+        "  a: {type: string, default: zzz, pattern: '^\\d+$'}\n"
+        "  b: {type: string, enum: [x, y], default: z}\n"
+        "steps:\n  - id: s\n    run: 'true'\n"
+    )
+    result = runbook_cli("validate", str(rb))
+    assert result.code == 2, result.output
+    assert f"{rb}:4:30: param 'a': its default 'zzz' does not match" in result.stdout
+    assert f"{rb}:5:44: param 'b': its default must be one of 'x', 'y'" in result.stdout
