@@ -159,6 +159,11 @@ def describe_undo(step: Step, host: HostState, stepper: Stepper) -> str:
     return step.undo.action.describe(_shown_for(step, host, stepper))
 
 
+def describe_step(step: Step, host: HostState, stepper: Stepper) -> str:
+    """A step's action, rendered with what the host's results say."""
+    return step.action.describe(_shown_for(step, host, stepper))
+
+
 def phase_runs_safe(step: Step) -> bool:
     return step.phase in (Phase.PRECONDITIONS, Phase.STEPS, Phase.VERIFY)
 

@@ -145,7 +145,7 @@ def plan_rollback(prepared: Prepared) -> list[tuple[str, str, str]]:
     """What ``runbook rollback RUN_ID`` would run, per host, newest first, as
     (host, step id, undo): each undo rendered as far as its saved results allow,
     then the runbook's ``rollback:`` steps. Nothing runs."""
-    from .plan import describe_undo
+    from .plan import describe_step, describe_undo
 
     rows: list[tuple[str, str, str]] = []
     with _planning(prepared, _NullSink(), "rollback-plan") as (hosts, stepper):
@@ -158,7 +158,11 @@ def plan_rollback(prepared: Prepared) -> list[tuple[str, str, str]]:
                     )
             if host.saga:
                 rows += [
-                    (host.name, step.id, f"rollback step: {step.action.describe()}")
+                    (
+                        host.name,
+                        step.id,
+                        f"rollback step: {describe_step(step, host, stepper)}",
+                    )
                     for step in prepared.runbook.steps_of(Phase.ROLLBACK)
                 ]
     return rows

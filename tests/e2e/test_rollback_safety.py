@@ -332,3 +332,25 @@ def test_a_resumed_run_sees_the_runbook_vars_and_what_set_steps_gave(
     resumed = runbook_cli("resume", run_id_of(failed))
     assert resumed.code == 0, resumed.output
     assert (tmp_path / "out").read_text().strip() == "blue"
+
+
+def test_rollback_plan_renders_the_runbooks_rollback_steps_too(
+    runbook_cli, write_runbook, tmp_path
+):
+    rb = write_runbook(f"""
+        version: 1
+        name: release
+        params:
+          log: {{type: string, default: {tmp_path}/log}}
+        steps:
+          - id: one
+            run: echo do-one >> {{{{ params.log }}}}
+            undo: echo undo-one >> {{{{ params.log }}}}
+        rollback:
+          - id: tell
+            run: echo rolled-back >> {{{{ params.log }}}}
+    """)
+    assert runbook_cli("run", str(rb)).code == 0
+    plan = runbook_cli("rollback", "--plan", "last")
+    assert plan.code == 0, plan.output
+    assert f"tell: rollback step: echo rolled-back >> {tmp_path}/log" in plan.stdout
