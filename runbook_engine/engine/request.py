@@ -170,21 +170,29 @@ def _check_step_options(runbook: Runbook, request: RunRequest) -> None:
 def _params(runbook: Runbook, request: RunRequest) -> dict[str, Any]:
     given: dict[str, Any] = dict(request.given_params or {})
     names, values = {}, {}  # where each name and value is written in its file
+    written: dict[str, str] = {}  # how, when YAML read it as something else
     for path in request.params_files:  # later files win, as later -e do
         loaded = load_mapping_file(path)
         given.update(loaded.data)
-        names.update({name: loaded.positions.key((name,)) for name in loaded.data})
-        values.update({name: loaded.positions.value((name,)) for name in loaded.data})
+        for name in loaded.data:
+            names[name] = loaded.positions.key((name,))
+            values[name] = loaded.positions.value((name,))
+            text = loaded.positions.source_text((name,))
+            if text is None:
+                written.pop(name, None)
+            else:
+                written[name] = text
     given.update(request.assignments)
     for name in request.assignments:  # -e wins over the file: no file position
-        names.pop(name, None)
-        values.pop(name, None)
+        for where in (names, values, written):
+            where.pop(name, None)
     return resolve_params(
         runbook.params,
         given,
         from_cli=frozenset(request.assignments),
         positions=names,
         value_positions=values,
+        written=written,
     )
 
 

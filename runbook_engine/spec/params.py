@@ -41,11 +41,13 @@ def resolve_params(
     what: str = "param",
     positions: Mapping[str, Position] | None = None,
     value_positions: Mapping[str, Position] | None = None,
+    written: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Declared params with defaults applied. ``from_cli`` names the values that are
     strings typed by a person (coerced); other values must already have the type.
     ``positions`` (of the names) and ``value_positions`` place the problems of values
-    read from a file (``path:line:col``), reported in the file's order."""
+    read from a file (``path:line:col``), reported in the file's order; ``written``
+    holds how a file wrote the values YAML did not read as text (``010``)."""
     problems: list[str] = []
     diagnostics: list[Diagnostic] = []
     where = positions or {}
@@ -61,6 +63,7 @@ def resolve_params(
     for name, decl in decls.items():
         if name in given:
             try:
+                _check_written(decl, (written or {}).get(name), given[name])
                 values[name] = _check(decl, given[name], name in from_cli)
             except ValueError as exc:
                 place = value_where.get(name)
@@ -113,6 +116,13 @@ def _check(decl: ParamDecl, value: Any, typed_by_person: bool) -> Any:
                 f"must be text, but YAML reads what is written there as {kind}"
                 f" {value!r}: put it in quotes"
             )
+        plain = _PLAIN.get(decl.type)
+        if isinstance(value, str) and plain and plain.fullmatch(value.strip()):
+            number = int(value) if decl.type == "integer" else float(value)
+            raise ValueError(  # YAML 1.1 reads 2.5e3 (no exponent sign) as text
+                f"must be of type {decl.type}, got the text {value!r}: write it"
+                f" unquoted as {number!r}"
+            )
         raise ValueError(f"must be of type {decl.type}, got {value!r}")
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"{value} is not a finite number")
@@ -130,6 +140,25 @@ _INT_MAX = 2**63 - 1
 _INT_MIN = -(2**63)
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+_PLAIN = {
+    "integer": re.compile(r"[+-]?(?:0|[1-9][0-9]*)"),
+    "number": re.compile(r"[+-]?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"),
+}
+
+
+def _check_written(decl: ParamDecl, text: str | None, value: Any) -> None:
+    """A number in a params file must be written as one: YAML 1.1 reads ``010``
+    as 8, ``0x10`` as 16 and ``1_000`` as 1000."""
+    plain = _PLAIN.get(decl.type)
+    if text is None or plain is None or plain.fullmatch(text.strip()):
+        return
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError(
+            f"{text} is not written as a plain {decl.type}: YAML reads it as"
+            f" {value!r}; write {value!r} if that is what you mean"
+        )
 
 
 def _is_int(value: Any) -> bool:

@@ -315,7 +315,9 @@ def test_schema_command_prints_the_packaged_schema(runbook_cli):
 def test_params_file_problems_point_at_their_line(runbook_cli, write_runbook, tmp_path):
     rb = write_runbook(PARAMS_RB)
     params = tmp_path / "p.yaml"
-    params.write_text("version: '1.2.3'\nworkers: many\nverison: x\nenv: 1.10\n")
+    params.write_text(
+        "version: '1.2.3'\nworkers: many\nverison: x\nenv: 1.10\nratio: 2.5e3\n"
+    )
     result = runbook_cli(
         "run", str(rb), "--params-file", str(params), "-e", "dry=maybe"
     )
@@ -328,10 +330,22 @@ def test_params_file_problems_point_at_their_line(runbook_cli, write_runbook, tm
         f"{params}:4:6: param 'env': must be text, but YAML reads what is written"
         " there as the number 1.1: put it in quotes" in result.stderr
     )
+    assert (  # YAML 1.1 wants a sign in the exponent
+        f"{params}:5:8: param 'ratio': must be of type number, got the text '2.5e3':"
+        " write it unquoted as 2500.0" in result.stderr
+    )
     lines = [
         line for line in result.stderr.splitlines() if line.startswith(str(params))
     ]
-    assert [line.split(":")[1] for line in lines] == ["2", "3", "4"]  # file order
+    assert [line.split(":")[1] for line in lines] == ["2", "3", "4", "5"]  # in order
+    for written, read in (("010", 8), ("0x10", 16), ("1_000", 1000)):
+        params.write_text(f"version: '1.2.3'\nworkers: {written}\n")
+        octal = runbook_cli("run", str(rb), "--params-file", str(params))
+        assert octal.code == 2, octal.output
+        assert (
+            f"param 'workers': {written} is not written as a plain integer: YAML reads"
+            f" it as {read}" in octal.stderr
+        )
     assert (
         f"{params}:3:1: unknown param 'verison' (did you mean 'version'?)"
         in result.stderr
