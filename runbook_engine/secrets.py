@@ -175,7 +175,15 @@ def _forms(value: str) -> set[str]:
         value.capitalize(),
         value.swapcase(),
         value[::-1],  # | reverse
+        _html_escaped(value),  # | e (a report or a template may escape it)
     }
+
+
+def _html_escaped(value: str) -> str:
+    """What Jinja's ``escape`` (markupsafe) makes of a text."""
+    for char, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
+        value = value.replace(char, entity)
+    return value.replace("'", "&#39;").replace('"', "&#34;")
 
 
 class Masker:

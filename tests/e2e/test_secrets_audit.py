@@ -52,7 +52,7 @@ def test_secret_values_are_masked_everywhere(
             run: printf '%s' "$PGPASSWORD" | fold -w 4
             env: {PGPASSWORD: "{{ secrets.db_password }}"}
           - id: filtered
-            run: echo {{ secrets.db_password | upper }} {{ secrets.db_password | lower }} {{ secrets.db_password | reverse }}
+            run: echo {{ secrets.db_password | upper }} {{ secrets.db_password | lower }} {{ secrets.db_password | reverse }} {{ secrets.db_password | e | quote }}
           - id: fail
             run: echo "bad {{ secrets.db_password | quote }}"; exit 2
     """)
@@ -72,7 +72,8 @@ def test_secret_values_are_masked_everywhere(
     everything = _everything_written(state_dir, tmp_path, result.stdout, result.stderr)
     for form in (SECRET, shlex.quote(SECRET), json.dumps(SECRET)[1:-1]):
         assert form not in everything
-    for form in (SECRET.upper(), SECRET.lower(), SECRET[::-1]):  # a template's filters
+    escaped = SECRET.replace("'", "&#39;").replace('"', "&#34;")
+    for form in (SECRET.upper(), SECRET.lower(), SECRET[::-1], escaped):  # filters
         assert form not in everything
     assert "***" in (state_dir / "audit.jsonl").read_text()
 
