@@ -460,19 +460,7 @@ def _write_reports(
 
 def resolve_run(store: StateStore, run_id: str) -> str:
     """RUN_ID as given: an id, ``last`` or a unique prefix (exit 2 otherwise)."""
-    from ..record.audit import resolve_run_id
-
-    runs = store.list_runs()
-    try:
-        found = resolve_run_id(runs, run_id)
-    except ValueError as exc:
-        raise InputError(f"{exc}: give more of it") from None
-    if found is None:
-        raise InputError(
-            f"no run {run_id!r} in the audit log {store.location}"
-            " (see `runbook audit list`)"
-        )
-    return found
+    return store.find_run(run_id).run_id
 
 
 def report_failure(run_id: str, failed: list[str]) -> ReportError:

@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
-from ..record.audit import resolve_run_id, utc_now
+from ..record.audit import utc_now
 from .request import operator_name
 from .store import Grant
 
@@ -100,16 +100,9 @@ def recorded_answer(
 
 
 def _running(store: StateStore, wanted: str) -> str:
-    runs = store.list_runs()
-    try:
-        run_id = resolve_run_id(runs, wanted)
-    except ValueError as exc:
-        raise InputError(f"{exc}: give more of it") from None
-    if run_id is None:
+    run = store.find_run(wanted)
+    if run.status is not None:
         raise InputError(
-            f"no run {wanted!r} in {store.location} (see `runbook audit list`)"
+            f"run {run.run_id} has finished ({run.status}): no gate waits in it"
         )
-    status = next(run.status for run in runs if run.run_id == run_id)
-    if status is not None:
-        raise InputError(f"run {run_id} has finished ({status}): no gate waits in it")
-    return run_id
+    return run.run_id

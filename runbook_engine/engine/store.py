@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
-from ..record.audit import summarize_runs
+from ..record.audit import resolve_run_id, summarize_runs
 from ..record.chain import verify_lines
 
 if TYPE_CHECKING:
@@ -131,6 +131,21 @@ class StateStore(abc.ABC):
     def list_runs(self) -> list[RunSummary]:
         """Runs that have a ``run.started`` record, in the order they started."""
         return summarize_runs(self.read_lines())
+
+    def find_run(self, wanted: str) -> RunSummary:
+        """The run ``wanted`` names: its id, ``last`` or a unique prefix of one;
+        else ``InputError`` (exit 2) saying what to give instead."""
+        runs = self.list_runs()
+        try:
+            run_id = resolve_run_id(runs, wanted)
+        except ValueError as exc:
+            raise InputError(f"{exc}: give more of it") from None
+        if run_id is None:
+            raise InputError(
+                f"no run {wanted!r} in the audit log {self.location}"
+                " (see `runbook audit list`)"
+            )
+        return next(run for run in runs if run.run_id == run_id)
 
     def run_records(self, run_id: str) -> list[dict[str, Any]]:
         """Every complete record of one run, in chain order."""

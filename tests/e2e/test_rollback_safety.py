@@ -143,9 +143,22 @@ def test_a_resumed_release_rolls_back_as_one_saga_from_any_directory(
     assert "the last 2 of 3 runs (-n N shows more)" in recent.stderr
 
 
-def _slow_undo_runbook(tmp_path, *, fail: bool) -> str:
-    """Step two's undo waits for ``tmp_path/go``: a rollback to interrupt."""
+def _waiting_runbook(
+    tmp_path, *, fail: bool = False, slow_step: bool = False, undo_on_failure=False
+) -> str:
+    """Step two's undo (or with ``slow_step`` step two itself) waits for
+    ``tmp_path/go``: a rollback (or a step) to interrupt; ``fail``: step three
+    fails."""
     log, go = tmp_path / "log", tmp_path / "go"
+    wait = f"while [ ! -e {go} ]; do sleep 0.1; done"
+    two = (
+        f"echo do-two-begun >> {log}; {wait}" if slow_step else f"echo do-two >> {log}"
+    )
+    two_undo = (
+        f"echo undo-two >> {log}"
+        if slow_step
+        else f"echo undo-two-begun >> {log}; {wait}; echo undo-two >> {log}"
+    )
     return f"""
         version: 1
         name: release
@@ -154,8 +167,9 @@ def _slow_undo_runbook(tmp_path, *, fail: bool) -> str:
             run: echo do-one >> {log}
             undo: echo undo-one >> {log}
           - id: two
-            run: echo do-two >> {log}
-            undo: echo undo-two-begun >> {log}; while [ ! -e {go} ]; do sleep 0.1; done; echo undo-two >> {log}
+            run: {two}
+            undo: {two_undo}
+            undo_on_failure: {str(undo_on_failure).lower()}
           - id: three
             run: {"exit 3" if fail else f"echo do-three >> {log}"}
             undo: echo undo-three >> {log}
@@ -183,7 +197,7 @@ def _interrupt_when_undo_two_begins(process, tmp_path) -> str:
 def test_a_run_stopped_during_its_rollback_is_finished_by_rollback_never_resumed(
     cli_env, runbook_cli, write_runbook, tmp_path, state_dir
 ):
-    rb = write_runbook(_slow_undo_runbook(tmp_path, fail=True))
+    rb = write_runbook(_waiting_runbook(tmp_path, fail=True))
     process = start_run(cli_env, tmp_path, "run", str(rb))
     stderr = _interrupt_when_undo_two_begins(process, tmp_path)
     run_id = audit_records(state_dir)[0]["run_id"]
@@ -202,7 +216,7 @@ def test_a_run_stopped_during_its_rollback_is_finished_by_rollback_never_resumed
 def test_an_interrupted_rollback_is_continued_by_rolling_back_the_run_again(
     cli_env, runbook_cli, write_runbook, tmp_path
 ):
-    rb = write_runbook(_slow_undo_runbook(tmp_path, fail=False))
+    rb = write_runbook(_waiting_runbook(tmp_path))
     run = runbook_cli("run", str(rb))
     assert run.code == 0, run.output
     process = start_run(cli_env, tmp_path, "rollback", run_id_of(run))
@@ -227,21 +241,11 @@ def test_an_interrupted_rollback_is_continued_by_rolling_back_the_run_again(
 def test_a_step_cut_short_is_undone_later_only_with_undo_on_failure(
     cli_env, runbook_cli, write_runbook, tmp_path, state_dir
 ):
-    log, go = tmp_path / "log", tmp_path / "go"
     for undo_on_failure in (True, False):
-        log.unlink(missing_ok=True)
-        rb = write_runbook(f"""
-            version: 1
-            name: release
-            steps:
-              - id: one
-                run: echo do-one >> {log}
-                undo: echo undo-one >> {log}
-              - id: two
-                run: echo do-two-begun >> {log}; while [ ! -e {go} ]; do sleep 0.1; done
-                undo: echo undo-two >> {log}
-                undo_on_failure: {str(undo_on_failure).lower()}
-        """)
+        (tmp_path / "log").unlink(missing_ok=True)
+        rb = write_runbook(
+            _waiting_runbook(tmp_path, slow_step=True, undo_on_failure=undo_on_failure)
+        )
         process = start_run(cli_env, tmp_path, "run", str(rb))
         _until_logged(tmp_path, "do-two-begun")
         process.send_signal(signal.SIGINT)
