@@ -98,7 +98,14 @@ def _check_owned_dir(path: Path, fd: int) -> None:
             f"(uid {os.geteuid()}); refusing to use it (choose another with "
             "--state-dir or RUNBOOK_STATE_DIR)"
         )
-    if stat.S_IMODE(info.st_mode) != DIR_MODE:
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & (stat.S_IWOTH | stat.S_ISVTX):  # /tmp, a shared drop directory
+        raise StateDirError(
+            f"state dir {path}: a directory others may write to (mode {mode:o});"
+            " runbook would make it private (0700) and lock them out: give a"
+            " directory of its own, e.g. a new one inside it"
+        )
+    if mode != DIR_MODE:  # our own directory, as the umask left it: made private
         try:
             os.fchmod(fd, DIR_MODE)
         except OSError as exc:

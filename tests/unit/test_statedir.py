@@ -68,7 +68,7 @@ def test_state_dir_is_created_0700_under_umask_000(tmp_path: Path) -> None:
 def test_existing_state_dir_with_loose_mode_is_tightened(tmp_path: Path) -> None:
     path = tmp_path / "state"
     path.mkdir()
-    path.chmod(0o777)
+    path.chmod(0o755)  # world-writable is refused (below)
     ensure_state_dir(path)
     assert _mode(path) == 0o700
 
@@ -100,6 +100,21 @@ def test_state_dir_owned_by_someone_else_is_refused(tmp_path: Path) -> None:
         ensure_state_dir(path)
     assert str(path) in str(caught.value)
     assert _mode(path) == before
+
+
+def test_a_shared_directory_like_tmp_is_refused_and_left_as_it_is(
+    tmp_path: Path,
+) -> None:
+    """`--state-dir /tmp` as root must not make /tmp 0700 for everyone."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    with pytest.raises(StateDirError, match="others may write to") as caught:
+        ensure_state_dir(shared)
+    assert caught.value.exit_code == ExitCode.NO_GO
+    assert _mode(shared) == 0o1777
+    ensure_state_dir(shared / "runbook")  # a directory of its own inside it: fine
+    assert _mode(shared / "runbook") == 0o700
 
 
 @pytest.mark.usefixtures("open_umask")
