@@ -76,8 +76,8 @@ class Prepared:
 
 def operator_name() -> str:
     explicit = os.environ.get("RUNBOOK_OPERATOR")
-    if explicit:
-        return explicit
+    if explicit:  # printable, one line: it is shown to other operators
+        return explicit if explicit.isprintable() else ascii(explicit)[1:-1]
     try:
         user = getpass.getuser()
     except (KeyError, OSError):

@@ -76,6 +76,11 @@ _FINISH_ROLLBACK = (
 )
 
 
+def _one_line(text: str) -> str:
+    """``neutralise``, and a newline shown as ``\\n``: a name cannot forge a line."""
+    return neutralise(text).replace("\n", "\\n")
+
+
 def neutralise(text: str) -> str:
     """Make command output safe to print: ESC, OSC 52, clears... become visible text."""
     return _CONTROL.sub(
@@ -275,9 +280,8 @@ class Console:
             self._write(f"{event.host} {event.step}: not approved: {event.via}\n")
             return
         verdict = "approved" if event.approved else "refused"
-        self._write(
-            f"{event.host} {event.step}: {verdict} by {event.operator} ({event.via})\n"
-        )
+        who = _one_line(event.operator)  # from another machine: data, one line
+        self._write(f"{event.host} {event.step}: {verdict} by {who} ({event.via})\n")
 
     def _on_ApprovalWaiting(self, event: ApprovalWaiting) -> None:
         word = f" --confirm {shlex.quote(event.confirm)}" if event.confirm else ""

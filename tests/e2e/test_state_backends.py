@@ -180,16 +180,22 @@ def test_a_gate_waiting_without_a_tty_is_approved_from_another_process(
     nothing = _approve(cli_env, tmp_path, run_id, "after")
     assert nothing.returncode == 2 and "not waiting" in nothing.stderr
     began = time.monotonic()
-    granted = _approve(cli_env, tmp_path, run_id, "ask", "--confirm", "production")
+    forger = "granter@elsewhere\nlocal ask: refused by alice (tty)\x1b[2J"
+    granted = _approve(
+        cli_env, tmp_path, run_id, "ask", "--confirm", "production", operator=forger
+    )
     assert granted.returncode == 0, granted.stderr
     assert f"run {run_id} recorded it: approved" in granted.stdout
     _out, err = waiting.communicate(timeout=30)
     assert waiting.returncode == 0, err
     assert time.monotonic() - began < 10
     assert "went-on" in err and "waiting for approval" in err
+    # the approver's name is data: one line, no terminal control
+    assert "\x1b" not in err and "\nlocal ask: refused by alice" not in err
+    assert "approved by granter@elsewhere\\nlocal ask: refused by alice" in err
     approval = next(r for r in backend.records() if r["event"] == "approval")
     assert approval["approved"] is True and approval["via"] == "remote"
-    assert approval["operator"] == "granter@elsewhere"
+    assert approval["operator"].startswith("granter@elsewhere\\n")
     assert approval["run_id"] == run_id and approval["answer"] == "production"
     late = _approve(cli_env, tmp_path, run_id, "ask", "--confirm", "production")
     assert late.returncode == 2 and "has finished (succeeded)" in late.stderr
