@@ -25,7 +25,7 @@ import psycopg
 from psycopg import conninfo
 
 from ..errors import InputError, StateStoreError
-from .store import mask_url
+from .store import mask_url, url_password
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -47,17 +47,25 @@ _DEFAULTS = {
 def check_url(url: str) -> dict[str, str]:
     """The connection parameters of ``url``; ``InputError`` (exit 2) naming what
     is wrong with a malformed one."""
-    shown = mask_url(url)
+    password = url_password(url)
+
+    def masked(text: str) -> str:  # an unencoded password may be anywhere in it
+        text = mask_url(text)
+        return text.replace(password, "***") if password else text
+
+    shown = masked(url)
     try:
         parsed = urllib.parse.urlsplit(url)
         parsed.port  # noqa: B018 (raises ValueError for a port that is not a number)
     except ValueError:
-        raise InputError(f"state URL {shown!r}: the port is not a number") from None
+        raise InputError(
+            f"state URL {shown!r}: the port is not a number (a password with / ? #"
+            " @ : or a space must be percent-encoded, e.g. %2F for /)"
+        ) from None
     try:
         params = conninfo.conninfo_to_dict(url)
     except psycopg.Error as exc:
-        cause = mask_url(str(exc).strip())
-        raise InputError(f"state URL {shown!r}: {cause}") from None
+        raise InputError(f"state URL {shown!r}: {masked(str(exc).strip())}") from None
     sslmode = str(params.get("sslmode", "prefer"))
     if sslmode not in SSL_MODES:
         raise InputError(

@@ -41,7 +41,10 @@ if TYPE_CHECKING:
     from .state import RunStateSink, SavedRun
 
 URL_SCHEMES = ("postgresql", "postgres")
-_PASSWORD_IN_NETLOC = re.compile(r"(?P<head>://[^/@:?#]*:)(?P<password>[^/@?#]*)@")
+# up to the last "@" of the URL: a password written unencoded may hold / ? # @ :
+_PASSWORD_IN_NETLOC = re.compile(
+    r"(?P<head>://[^/@:?#\s'\"]*:)(?P<password>[^\s'\"]*)@"
+)
 _PASSWORD_PARAM = re.compile(r"(?P<head>[?&;\s]password=)(?P<password>[^&\s]*)", re.I)
 
 
@@ -207,7 +210,10 @@ def open_store(state_dir: Path, url: str | None = None) -> StateStore:
 
 def check_state_url(url: str) -> None:
     """Refuse (exit 2) what is not a ``postgresql://`` URL, before connecting."""
-    scheme = urllib.parse.urlsplit(url).scheme.lower()
+    try:
+        scheme = urllib.parse.urlsplit(url).scheme.lower()
+    except ValueError as exc:  # "Invalid IPv6 URL"
+        raise InputError(f"state location {mask_url(url)!r}: {exc}") from None
     if scheme not in URL_SCHEMES:
         raise InputError(
             f"state location {mask_url(url)!r}: expected a postgresql:// URL, e.g."
@@ -223,11 +229,16 @@ def mask_url(text: str) -> str:
 
 
 def url_password(url: str) -> str | None:
-    """The password a URL carries (for the masker), if any."""
-    parsed = urllib.parse.urlsplit(url)
-    if parsed.password:
-        return urllib.parse.unquote(parsed.password)
-    for key, value in urllib.parse.parse_qsl(parsed.query):
+    """The password a URL carries (for the masker), if any, as written (an
+    unencoded one may hold any character but the last ``@``) and decoded."""
+    written = re.match(r"^[A-Za-z0-9+.-]+://[^/@:]*:(?P<password>.*)@[^@]*$", url, re.S)
+    if written and written["password"]:
+        return urllib.parse.unquote(written["password"])
+    try:
+        query = urllib.parse.urlsplit(url).query
+    except ValueError:
+        return None
+    for key, value in urllib.parse.parse_qsl(query):
         if key.lower() == "password" and value:
             return value
     return None

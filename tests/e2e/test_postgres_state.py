@@ -96,6 +96,11 @@ def test_a_database_that_cannot_be_used_is_exit_2_with_its_cause(
         ("postgresql:///x?bogus=1", 'invalid URI query parameter: "bogus"'),
         ("postgresql:///x?sslmode=maybe", "sslmode='maybe' is not one of"),
         ("mysql://db/x", "expected a postgresql:// URL"),
+        ("postgresql://u:pw@[::1/x", "Invalid IPv6 URL"),
+        # passwords not percent-encoded: refused, and never shown, not even in part
+        ("postgresql://u:pa/ss99@db:5432/x", "must be percent-encoded"),
+        ("postgresql://u:p@ss:w/o#rd@db:5432/x", "must be percent-encoded"),
+        ("postgresql://u:pass 99@db/x", 'unexpected spaces found in "***"'),
     ],
 )
 def test_a_malformed_url_is_exit_2_naming_what_is_wrong(
@@ -106,6 +111,8 @@ def test_a_malformed_url_is_exit_2_naming_what_is_wrong(
     assert result.code == 2, result.output
     assert said in result.stderr and "Traceback" not in result.output
     assert not (tmp_path / "ran").exists()
+    for secret in ("pa/ss99", "p@ss", "w/o#rd", "pass 99", "ss99", "o#rd"):
+        assert secret not in result.output
 
 
 def test_the_password_appears_nowhere_even_when_given_in_the_url(
