@@ -262,6 +262,7 @@ def saved_request(
         if refusal:
             notices.append(("rollback.forced", f"--force: {refusal}"))
             release = load_release(store, run_id, summaries=summaries, redo_undone=True)
+    _check_against_audit(store, latest)
     path = _runbook_path(latest)
     changed = _check_unchanged(run_id, path, latest, mode=mode, force=force)
     if changed:
@@ -293,6 +294,26 @@ def saved_request(
         notices=tuple(notices),
         audit_forward=audit_forward,
     )
+
+
+def _check_against_audit(store: StateStore, saved: SavedRun) -> None:
+    """The saved state is a convenience copy; the audit chain is the record. A state
+    whose runbook (path or hash) is not the one the run's ``run.started`` record
+    names was edited, or imported from somewhere else: never run from it."""
+    started = next(
+        (r for r in store.run_records(saved.run_id) if r.get("event") == "run.started"),
+        None,
+    )
+    if started is None:
+        raise ResumeError(f"run {saved.run_id}: no run.started record in the audit log")
+    for field_name in ("runbook", "runbook_sha256"):
+        if started.get(field_name) != saved.header.get(field_name):
+            raise ResumeError(
+                f"run {saved.run_id}: its saved state names {field_name}"
+                f" {saved.header.get(field_name)!r}, its audit record"
+                f" {started.get(field_name)!r}: the state was changed; refusing to"
+                " run from it (`runbook audit show` has what really ran)"
+            )
 
 
 def _runbook_path(saved: SavedRun) -> Path:

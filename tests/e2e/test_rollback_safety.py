@@ -358,3 +358,33 @@ def test_rollback_plan_renders_the_runbooks_rollback_steps_too(
     plan = runbook_cli("rollback", "--plan", "last")
     assert plan.code == 0, plan.output
     assert f"tell: rollback step: echo rolled-back >> {tmp_path}/log" in plan.stdout
+
+
+def test_a_saved_state_that_disagrees_with_the_audit_log_is_never_run_from(
+    runbook_cli, write_runbook, tmp_path, state_dir
+):
+    """The saved state is a copy (it can be edited, or imported from elsewhere); the
+    audit chain says which runbook the run ran."""
+    import hashlib
+    import json
+
+    rb = write_runbook(
+        "version: 1\nname: r\non_failure: abort\nsteps:\n"
+        "  - id: one\n    run: 'true'\n  - id: two\n    run: exit 3\n"
+    )
+    evil = write_runbook(
+        f"version: 1\nname: r\nsteps:\n  - id: two\n    run: touch {tmp_path}/evil\n",
+        name="evil.yaml",
+    )
+    run = runbook_cli("run", str(rb))
+    assert run.code == 1, run.output
+    saved = state_dir / "runs" / f"{run_id_of(run)}.jsonl"
+    lines = [json.loads(line) for line in saved.read_text().splitlines()]
+    lines[0]["runbook"] = str(evil)
+    lines[0]["runbook_sha256"] = hashlib.sha256(evil.read_bytes()).hexdigest()
+    saved.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    for command in ("resume", "rollback"):
+        refused = runbook_cli(command, run_id_of(run))
+        assert refused.code == 2, refused.output
+        assert "its saved state names runbook" in refused.stderr
+    assert not (tmp_path / "evil").exists()
