@@ -36,7 +36,13 @@ def import_state(store: StateStore, path: Path) -> list[str]:
             " postgresql://... (or RUNBOOK_STATE_URL)"
         )
     lines = list(read_records(path))
-    report = verify_lines(lines, key_from_env())
+    key = key_from_env()
+    if key is None and any(line.record and "hmac" in line.record for line in lines):
+        raise InputError(  # what goes into the table stays: check it all first
+            f"{path}: its records carry an hmac, which only RUNBOOK_AUDIT_KEY can"
+            " check: set it, then import; nothing imported"
+        )
+    report = verify_lines(lines, key)
     if not report.ok:
         raise InputError(
             f"{path}:{report.first_bad_line}: chain broken: {report.reason};"

@@ -210,27 +210,31 @@ def test_a_file_log_moves_into_the_database_and_back_with_its_chain(
             run: echo made >> {tmp_path}/log
             undo: echo unmade >> {tmp_path}/log
     """)
-    files = {"RUNBOOK_STATE_URL": ""}
+    key = {"RUNBOOK_AUDIT_KEY": "team key"}  # a keyed log: its hmacs move with it
+    files = {"RUNBOOK_STATE_URL": "", **key}
     first = runbook_cli("run", str(rb), env=files)
     assert first.code == 0, first.output
     log = state_dir / "audit.jsonl"
-    imported = runbook_cli("state", "import", str(log))
+    unkeyed = runbook_cli("state", "import", str(log))  # hmacs it cannot check
+    assert unkeyed.code == 2 and "only RUNBOOK_AUDIT_KEY can check" in unkeyed.stderr
+    assert db.lines() == []
+    imported = runbook_cli("state", "import", str(log), env=key)
     assert imported.code == 0, imported.output
     assert f"imported {len(log.read_bytes().splitlines())} records" in imported.stderr
     assert "saved state of 1 run(s)" in imported.stderr
     assert db.lines() == log.read_bytes().splitlines()
-    again = runbook_cli("state", "import", str(log))
+    again = runbook_cli("state", "import", str(log), env=key)
     assert again.code == 0 and "nothing to import" in again.stderr
     run_id = first.stderr.split(", run ", 1)[1].split(")", 1)[0]
-    rolled = runbook_cli("rollback", run_id)  # the saved state came along
+    rolled = runbook_cli("rollback", run_id, env=key)  # the saved state came along
     assert rolled.code == 0, rolled.output
     assert _log(tmp_path) == ["made", "unmade"]
     assert runbook_cli("run", str(rb), env=files).code == 0  # the file log grows
-    grown = runbook_cli("state", "import", str(log))
+    grown = runbook_cli("state", "import", str(log), env=key)
     assert grown.code == 2 and "does not continue" in grown.stderr
     exported = tmp_path / "out" / "audit.jsonl"
     exported.parent.mkdir()
-    assert runbook_cli("audit", "export", str(exported)).code == 0
+    assert runbook_cli("audit", "export", str(exported), env=key).code == 0
     checked = runbook_cli(
         "audit", "verify", "--state-dir", str(exported.parent), env=files
     )
