@@ -286,17 +286,26 @@ def _print_verdict(
 @click.argument(
     "file", required=False, type=click.Path(dir_okay=False, path_type=Pathlib)
 )
+@click.option("--force", is_flag=True, help="Replace FILE when it exists.")
 @_state_options
 def audit_export(
-    file: Path | None, state_dir: str | None, state_url: str | None
+    file: Path | None, force: bool, state_dir: str | None, state_url: str | None
 ) -> None:
-    """Write the whole audit chain, line for line, as JSONL to FILE (default:
-    stdout): the format of audit.jsonl, so `runbook audit verify --state-dir` on the
-    directory of a FILE named audit.jsonl checks it the same way. Says whether the
-    chain verifies (exit 1 when it does not; the file is written all the same)."""
+    """Write the whole audit chain, line for line, as JSONL to FILE (default, or
+    -: stdout): the format of audit.jsonl, so `runbook audit verify --state-dir` on
+    the directory of a FILE named audit.jsonl checks it the same way. An existing
+    FILE is replaced only with --force. Says whether the chain verifies (exit 1 when
+    it does not; the file is written all the same)."""
     from ..record.audit import key_from_env
     from ..record.chain import ChainChecker
 
+    if file is not None and str(file) == "-":
+        file = None
+    if file is not None and (file.exists() or file.is_symlink()) and not force:
+        raise InputError(
+            f"audit export {file}: the file exists (another audit log?); give a new"
+            " name, or --force to replace it"
+        )
     checker = ChainChecker(key_from_env())
     with _open_store(state_dir, state_url) as store:
         if store.audit_missing():

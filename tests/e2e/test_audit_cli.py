@@ -146,3 +146,11 @@ def test_export_creates_the_directory_it_writes_into(
     done = runbook_cli("audit", "export", str(target))
     assert done.code == 0, done.output
     assert target.read_text().count("\n") >= 4
+    kept = target.read_bytes()
+    again = runbook_cli("audit", "export", str(target))  # it may be a live audit log
+    assert again.code == 2 and "the file exists" in again.stderr
+    assert target.read_bytes() == kept
+    assert runbook_cli("audit", "export", str(target), "--force").code == 0
+    stdout = runbook_cli("audit", "export", "-")
+    assert stdout.code == 0 and stdout.stdout.encode() == kept
+    assert not (tmp_path / "-").exists()
