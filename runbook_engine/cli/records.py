@@ -280,6 +280,12 @@ def _print_verdict(
     click.echo(
         f"ok: {result.records} records, hash chain{keyed} intact{since}", err=True
     )
+    if result.unchecked_hmacs:
+        click.echo(
+            f"note: {result.unchecked_hmacs} records carry an HMAC that was not"
+            " checked: set RUNBOOK_AUDIT_KEY to check them",
+            err=True,
+        )
 
 
 @audit.command(name="export")

@@ -86,6 +86,7 @@ class VerifyReport:
     truncated_line: int | None = None
     keyed: bool = False
     expected_at: int | None = None  # the record whose hash is the expected head
+    unchecked_hmacs: int = 0  # records that carry an hmac no key was given to check
 
 
 def chain_lines(
@@ -135,6 +136,7 @@ class ChainChecker:
         self._records = 0
         self._span: list[AuditLine] = []
         self._bad: tuple[int, str] | None = None
+        self._unchecked = 0
 
     def feed(self, line: AuditLine) -> bool:
         if line.record is None or not line.terminated:
@@ -148,6 +150,8 @@ class ChainChecker:
             return self._fail(line.number, problem)
         self._head, self._head_line = sha256_hex(line.raw), line.number
         self._records += 1
+        if self._key is None and _HMAC_TAIL.search(line.raw):
+            self._unchecked += 1
         if self._expect and self._head.startswith(self._expect):  # a prefix will do
             self._expected_at = self._records
         return True
@@ -170,6 +174,7 @@ class ChainChecker:
             truncated_line=truncated,
             keyed=self._key is not None,
             expected_at=self._expected_at,
+            unchecked_hmacs=self._unchecked,
         )
 
     def _fail(self, number: int, reason: str) -> bool:

@@ -154,3 +154,16 @@ def test_export_creates_the_directory_it_writes_into(
     stdout = runbook_cli("audit", "export", "-")
     assert stdout.code == 0 and stdout.stdout.encode() == kept
     assert not (tmp_path / "-").exists()
+
+
+def test_verify_without_the_key_says_the_hmacs_went_unchecked(
+    runbook_cli, write_runbook
+):
+    key = {"RUNBOOK_AUDIT_KEY": "team key"}
+    assert runbook_cli("run", str(write_runbook(FLAKY)), env=key).code in (0, 1)
+    keyed = runbook_cli("audit", "verify", env=key)
+    assert keyed.code == 0 and "hash chain and HMAC intact" in keyed.stderr
+    assert "not checked" not in keyed.stderr
+    unkeyed = runbook_cli("audit", "verify")
+    assert unkeyed.code == 0 and "hash chain intact" in unkeyed.stderr
+    assert "carry an HMAC that was not checked: set RUNBOOK_AUDIT_KEY" in unkeyed.stderr
