@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import (
     AuditError,
+    HostKeyError,
     NoGoError,
     RunbookError,
     TransportError,
@@ -83,6 +84,7 @@ class Session:
         self.audit: AuditWriter | None = None
         self.state: RunStateSink | None = None
         self.locks: list[tuple[RunLock, LockHolder]] = []
+        self.untrusted: list[str] = []  # hosts whose key is refused, and why
         self.chain_head: str | None = None
 
     def run(self) -> RunReport:
@@ -130,7 +132,7 @@ class Session:
             stepper=self._stepper(sink),
             sink=sink,
             options=request.options,
-            acquire_locks=lambda: self._acquire_locks(hosts, sink),
+            acquire_locks=lambda: self._before_any_step(hosts, sink),
             release_locks=self._release_locks,
         )
         try:
@@ -220,6 +222,9 @@ class Session:
         if not remote:
             return
         failures = self.pool.connect_all(remote, self.prepared.request.options.forks)
+        self.untrusted = [
+            str(exc) for exc in failures.values() if isinstance(exc, HostKeyError)
+        ]
         for host in remote:
             if host.name in failures:
                 continue
@@ -235,6 +240,14 @@ class Session:
                         " (--accept-new-host-keys)",
                     )
                 )
+
+    def _before_any_step(self, hosts: list[HostState], sink: MultiSink) -> None:
+        """A host whose key is not trusted is a no-go before anything runs on any
+        host (a later batch's host would otherwise fail after earlier ones
+        changed); then the locks."""
+        if self.untrusted:
+            raise NoGoError("; ".join(self.untrusted))
+        self._acquire_locks(hosts, sink)
 
     def _acquire_locks(self, hosts: list[HostState], sink: MultiSink) -> None:
         """The controller's lock, then each host's, in one global order (by address

@@ -60,7 +60,7 @@ def test_unknown_host_key_is_refused_then_accepted_with_the_flag(
             run: touch trusted-marker
     """)
     refused = runbook_cli("run", str(rb), "-i", str(inventory))
-    assert refused.code == 1, refused.output
+    assert refused.code == 4, refused.output  # refused before anything ran
     assert "--accept-new-host-keys" in refused.stderr and "SHA256:" in refused.stderr
     assert not (fleet.home(0) / "trusted-marker").exists()
     accepted = runbook_cli(
@@ -80,6 +80,37 @@ def test_unknown_host_key_is_refused_then_accepted_with_the_flag(
         or str(fleet.servers[0].port)
         in (fleet.directory / "empty_known_hosts").read_text()
     )
+
+
+def test_an_untrusted_host_in_a_later_batch_stops_the_run_before_any_batch(
+    runbook_cli, write_runbook, fleet
+):
+    """Host keys are checked for every host before anything runs: web1's unknown
+    key is a no-go, not a failure after web0's batch has changed it."""
+    inventory = fleet.inventory("half.yaml")
+    empty = fleet.directory / "empty_known_hosts"
+    empty.write_text("")
+    web1 = fleet.servers[1]
+    text = inventory.read_text().replace(
+        f"  {web1.name}: {{address: 127.0.0.1, port: {web1.port}}}",
+        f"  {web1.name}: {{address: 127.0.0.1, port: {web1.port}, known_hosts: {empty}}}",
+    )
+    inventory.write_text(text)
+    rb = write_runbook("""
+        version: 1
+        name: rolling
+        hosts: web0,web1
+        serial: 1
+        steps:
+          - id: touch
+            run: touch rolled-marker
+            undo: rm -f rolled-marker
+    """)
+    result = runbook_cli("run", str(rb), "-i", str(inventory))
+    assert result.code == 4, result.output
+    assert "is unknown" in result.stderr and web1.name in result.stderr
+    assert "rolling back" not in result.stderr
+    assert not (fleet.home(0) / "rolled-marker").exists()
 
 
 def test_serial_batches_run_in_order_with_a_gate(
