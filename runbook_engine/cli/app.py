@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from .. import __version__
-from ..errors import ExitCode, InputError, ReportError
+from ..errors import ExitCode, ReportError
+from .reporting import parse_reports, report_failure, write_reports
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -66,7 +67,6 @@ def _tell_local_steps(state_dir: Path, state_url: str | None) -> None:
     ``RUNBOOK_CLI``, the command that runs this engine, so a step that reads the
     audit trail (``$RUNBOOK_CLI audit export``) reads the one this run writes,
     whichever backend, flag or config file chose it. SSH steps get none of it."""
-    import os
 
     os.environ["RUNBOOK_STATE_DIR"] = str(state_dir)
     if state_url:
@@ -293,7 +293,7 @@ def _execute(
     """Run with console, collector and reports in ``store`` (opened from the
     options when None); returns the report and the collector."""
     protected = (_state_dir(kw.get("state_dir")), prepared.request.runbook)
-    reports = _parse_reports(kw.get("reports") or (), protected)  # exit 2 now
+    reports = parse_reports(kw.get("reports") or (), protected)  # exit 2 now
     if store is None:
         with _open_store(kw["state_dir"], kw.get("state_url")) as opened:
             return _execute(prepared, kw, opened)
@@ -329,7 +329,7 @@ def _execute(
             signal.signal(sig, handler)
     if session.state is not None and session.state.failure:
         click.echo(f"warning: {session.state.failure}", err=True)
-    failed = _write_reports(
+    failed = write_reports(
         reports, collector.records, session.run_id, session.chain_head
     )
     if kw.get("output") == "json":
@@ -382,92 +382,9 @@ def _summary(
     }
 
 
-_FORMATS = ("json", "junit", "markdown", "html")
-
-
-def _parse_reports(
-    values: tuple[str, ...] | list[str], protected: tuple[Path, ...] = ()
-) -> list[tuple[str, Path]]:
-    """``FORMAT:PATH`` values, each a file a report can be written to and none
-    inside ``protected`` (the state dir, then the runbook): else exit 2, nothing
-    ran."""
-    parsed: list[tuple[str, Path]] = []
-    targets: set[Path] = set()
-    for value in values:
-        kind, sep, path = value.partition(":")
-        if not sep or kind not in _FORMATS or not path:
-            raise InputError(
-                f"--report {value!r}: expected FORMAT:PATH with FORMAT one of"
-                f" {', '.join(_FORMATS)}"
-            )
-        try:
-            target = _writable_report_path(value, Path(path), protected)
-        except OSError as exc:  # a name too long, a loop of symlinks...
-            raise InputError(f"--report {value!r}: {exc.strerror or exc}") from None
-        if target in targets:
-            raise InputError(f"--report {value!r}: another --report names {path}")
-        targets.add(target)
-        parsed.append((kind, Path(path)))
-    return parsed
-
-
-def _writable_report_path(value: str, path: Path, protected: tuple[Path, ...]) -> Path:
-    """``path`` resolved, when a report can be written there (its directory is
-    made if missing); else exit 2 before anything runs."""
-    if path.is_dir():
-        raise InputError(f"--report {value!r}: {path} is a directory; give a file name")
-    if path.exists() and not path.is_file():  # a FIFO would block for ever
-        raise InputError(f"--report {value!r}: {path} is not a regular file")
-    target = path.resolve()
-    for index, kept in enumerate(p.resolve() for p in protected):
-        if target == kept or (index == 0 and kept in target.parents):
-            what = "in the state dir" if index == 0 else "the runbook"
-            raise InputError(
-                f"--report {value!r}: {path} is {what} (a report would overwrite"
-                " it); write it elsewhere"
-            )
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise InputError(f"--report {value!r}: {parent} is not a directory")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(f"--report {value!r}: cannot write in {parent}")
-    return target
-
-
-def _write_reports(
-    reports: list[tuple[str, Path]],
-    records: list[dict[str, Any]],
-    run_id: str,
-    chain_head: str | None,
-) -> list[str]:
-    """Write each report; returns what could not be written, and why."""
-    from ..record import reports as report_formats
-
-    failed = []
-    for kind, path in reports:
-        try:
-            report_formats.write(
-                kind, path, records, chain_head=chain_head, run_id=run_id
-            )
-        except OSError as exc:
-            failed.append(f"{kind} report {path}: {exc.strerror or exc}")
-            continue
-        click.echo(f"report: {kind} written to {path}", err=True)
-    return failed
-
-
 def resolve_run(store: StateStore, run_id: str) -> str:
     """RUN_ID as given: an id, ``last`` or a unique prefix (exit 2 otherwise)."""
     return store.find_run(run_id).run_id
-
-
-def report_failure(run_id: str, failed: list[str]) -> ReportError:
-    return ReportError(
-        f"run {run_id}: cannot write {'; '.join(failed)} (the audit log has the"
-        f" run: `runbook audit show {run_id} --report FORMAT:PATH` writes it again)"
-    )
 
 
 def _finish(report: RunReport, mode: str = "run") -> NoReturn:

@@ -18,14 +18,12 @@ from .app import (
     ACCEPT_KEYS_OPTION,
     INVENTORY_OPTION,
     _open_store,
-    _parse_reports,
     _state_dir,
     _state_options,
-    _write_reports,
     cli,
-    report_failure,
     resolve_run,
 )
+from .reporting import parse_reports, report_failure, write_reports
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -121,7 +119,7 @@ def audit_show(
     """A past run (its id, `last`, or the start of one id) as a readable timeline.
     --host, --step and --status narrow it (the run's first and last records stay);
     --follow watches a run in progress from another terminal."""
-    parsed = _parse_reports(reports, (_state_dir(state_dir),))
+    parsed = parse_reports(reports, (_state_dir(state_dir),))
     with _open_store(state_dir, state_url) as store:
         wanted = resolve_run(store, run_id)
         records, chain_head = _show(
@@ -137,7 +135,7 @@ def audit_show(
         raise InputError(
             f"no run {run_id!r} in the audit log (see `runbook audit list`)"
         )
-    failed = _write_reports(parsed, records, wanted, chain_head)
+    failed = write_reports(parsed, records, wanted, chain_head)
     if failed:
         raise report_failure(wanted, failed)
 

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from ..engine.store import StateStore
 
 from .app import (
-    _FORMATS,
     _command_line,
     _execute,
     _finish,
@@ -29,6 +28,7 @@ from .app import (
     exit_code_for,
     resolve_run,
 )
+from .reporting import FORMATS
 
 
 @cli.command(short_help="Run a runbook (steps, verify, rollback, finally).")
@@ -112,10 +112,8 @@ def drill(runbook: Path, fail_at: str | None, allow_trivial: bool, **kw: Any) ->
     """
     from ..record.drill import format_drill
 
-    drill_paths = [
-        Path(v) for v in kw["reports"] if v.partition(":")[0] not in _FORMATS
-    ]
-    kw["reports"] = [v for v in kw["reports"] if v.partition(":")[0] in _FORMATS]
+    drill_paths = [Path(v) for v in kw["reports"] if v.partition(":")[0] not in FORMATS]
+    kw["reports"] = [v for v in kw["reports"] if v.partition(":")[0] in FORMATS]
 
     if fail_at is None:
         from ..spec.build import load_runbook
