@@ -244,24 +244,8 @@ def saved_request(
     """The request that resumes (``mode="resume"``) or rolls back
     (``mode="rollback"``) run ``run_id``, from its saved state; raises
     ``ResumeError`` (exit 2, nothing runs) when that would be wrong."""
-    summaries = store.list_runs()
-    release = load_release(store, run_id, summaries=summaries)
+    release, notices = _release_to(store, run_id, mode=mode, force=force)
     latest = release.latest
-    notices: list[tuple[str, str]] = []
-    if mode == "resume":
-        why = _not_resumable(latest)
-        if why:
-            raise ResumeError(f"run {run_id} cannot be resumed: {why}")
-    else:
-        why = _not_undoable(latest)
-        if why:
-            raise ResumeError(f"run {run_id} cannot be rolled back: {why}")
-        refusal = rollback_refusal(release, summaries)
-        if refusal and not force:
-            raise ResumeError(f"{refusal}; use --force to roll back anyway")
-        if refusal:
-            notices.append(("rollback.forced", f"--force: {refusal}"))
-            release = load_release(store, run_id, summaries=summaries, redo_undone=True)
     _check_against_audit(store, latest)
     path = _runbook_path(latest)
     changed = _check_unchanged(run_id, path, latest, mode=mode, force=force)
@@ -294,6 +278,30 @@ def saved_request(
         notices=tuple(notices),
         audit_forward=audit_forward,
     )
+
+
+def _release_to(
+    store: StateStore, run_id: str, *, mode: str, force: bool
+) -> tuple[Release, list[tuple[str, str]]]:
+    """The release ``mode`` would act on, and the notices a --force owes the audit
+    log; ``ResumeError`` when it must not."""
+    summaries = store.list_runs()
+    release = load_release(store, run_id, summaries=summaries)
+    if mode == "resume":
+        why = _not_resumable(release.latest)
+        if why:
+            raise ResumeError(f"run {run_id} cannot be resumed: {why}")
+        return release, []
+    why = _not_undoable(release.latest)
+    if why:
+        raise ResumeError(f"run {run_id} cannot be rolled back: {why}")
+    refusal = rollback_refusal(release, summaries)
+    if refusal is None:
+        return release, []
+    if not force:
+        raise ResumeError(f"{refusal}; use --force to roll back anyway")
+    forced = load_release(store, run_id, summaries=summaries, redo_undone=True)
+    return forced, [("rollback.forced", f"--force: {refusal}")]
 
 
 def _check_against_audit(store: StateStore, saved: SavedRun) -> None:

@@ -36,6 +36,7 @@ ALLOWED_IMPORTERS = {
         "cli/review.py",
         "cli/records.py",
         "cli/team.py",
+        "cli/reporting.py",
     },
     # the database backend only; psycopg_pool is in the postgres extra but unused
     "psycopg": {"engine/pgdb.py"},
