@@ -382,11 +382,6 @@ def _summary(
     }
 
 
-def resolve_run(store: StateStore, run_id: str) -> str:
-    """RUN_ID as given: an id, ``last`` or a unique prefix (exit 2 otherwise)."""
-    return store.find_run(run_id).run_id
-
-
 def _finish(report: RunReport, mode: str = "run") -> NoReturn:
     sys.exit(exit_code_for(report, mode))
 

@@ -21,7 +21,6 @@ from .app import (
     _state_dir,
     _state_options,
     cli,
-    resolve_run,
 )
 from .reporting import parse_reports, report_failure, write_reports
 
@@ -121,7 +120,7 @@ def audit_show(
     --follow watches a run in progress from another terminal."""
     parsed = parse_reports(reports, (_state_dir(state_dir),))
     with _open_store(state_dir, state_url) as store:
-        wanted = resolve_run(store, run_id)
+        wanted = store.find_run(run_id).run_id
         records, chain_head = _show(
             store,
             wanted,

@@ -26,7 +26,6 @@ from .app import (
     _session_options,
     cli,
     exit_code_for,
-    resolve_run,
 )
 from .reporting import FORMATS
 
@@ -224,7 +223,7 @@ def _saved_request(
 
     return saved_request(
         store,
-        resolve_run(store, run_id),
+        store.find_run(run_id).run_id,
         mode=mode,
         force=force,
         yes=kw["yes"],

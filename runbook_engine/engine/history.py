@@ -244,9 +244,10 @@ def saved_request(
     """The request that resumes (``mode="resume"``) or rolls back
     (``mode="rollback"``) run ``run_id``, from its saved state; raises
     ``ResumeError`` (exit 2, nothing runs) when that would be wrong."""
-    release, notices = _release_to(store, run_id, mode=mode, force=force)
+    summaries = store.list_runs()  # the audit log, read once
+    release, notices = _release_to(store, run_id, summaries, mode=mode, force=force)
     latest = release.latest
-    _check_against_audit(store, latest)
+    _check_against_audit(summaries, latest)
     path = _runbook_path(latest)
     changed = _check_unchanged(run_id, path, latest, mode=mode, force=force)
     if changed:
@@ -281,11 +282,15 @@ def saved_request(
 
 
 def _release_to(
-    store: StateStore, run_id: str, *, mode: str, force: bool
+    store: StateStore,
+    run_id: str,
+    summaries: list[RunSummary],
+    *,
+    mode: str,
+    force: bool,
 ) -> tuple[Release, list[tuple[str, str]]]:
     """The release ``mode`` would act on, and the notices a --force owes the audit
     log; ``ResumeError`` when it must not."""
-    summaries = store.list_runs()
     release = load_release(store, run_id, summaries=summaries)
     if mode == "resume":
         why = _not_resumable(release.latest)
@@ -304,22 +309,20 @@ def _release_to(
     return forced, [("rollback.forced", f"--force: {refusal}")]
 
 
-def _check_against_audit(store: StateStore, saved: SavedRun) -> None:
+def _check_against_audit(summaries: list[RunSummary], saved: SavedRun) -> None:
     """The saved state is a convenience copy; the audit chain is the record. A state
     whose runbook (path or hash) is not the one the run's ``run.started`` record
     names was edited, or imported from somewhere else: never run from it."""
-    started = next(
-        (r for r in store.run_records(saved.run_id) if r.get("event") == "run.started"),
-        None,
-    )
+    started = next((s for s in summaries if s.run_id == saved.run_id), None)
     if started is None:
         raise ResumeError(f"run {saved.run_id}: no run.started record in the audit log")
     for field_name in ("runbook", "runbook_sha256"):
-        if started.get(field_name) != saved.header.get(field_name):
+        recorded = getattr(started, field_name)
+        if recorded != str(saved.header.get(field_name) or ""):
             raise ResumeError(
                 f"run {saved.run_id}: its saved state names {field_name}"
                 f" {saved.header.get(field_name)!r}, its audit record"
-                f" {started.get(field_name)!r}: the state was changed; refusing to"
+                f" {recorded!r}: the state was changed; refusing to"
                 " run from it (`runbook audit show` has what really ran)"
             )
 

@@ -229,8 +229,8 @@ def mask_url(text: str) -> str:
 
 
 def url_password(url: str) -> str | None:
-    """The password a URL carries (for the masker), if any, as written (an
-    unencoded one may hold any character but the last ``@``) and decoded."""
+    """The password a URL carries (for the masker), if any, decoded; one written
+    unencoded may hold any character but the last ``@``."""
     written = re.match(r"^[A-Za-z0-9+.-]+://[^/@:]*:(?P<password>.*)@[^@]*$", url, re.S)
     if written and written["password"]:
         return urllib.parse.unquote(written["password"])

@@ -85,6 +85,7 @@ class RunSummary:
     hosts: tuple[str, ...] = ()
     lock: str | None = None
     resumed_from: str | None = None
+    runbook_sha256: str = ""  # of the runbook file the run ran
 
 
 class AuditWriter(Protocol):
@@ -268,6 +269,7 @@ def _started(run_id: str, record: Mapping[str, Any]) -> RunSummary:
     return RunSummary(
         run_id=run_id,
         runbook=str(record.get("runbook", "")),
+        runbook_sha256=str(record.get("runbook_sha256", "")),
         operator=str(record.get("operator", "")),
         started_at=str(record.get("ts", "")),
         mode=str(record.get("mode", "run")),

@@ -166,8 +166,7 @@ class SSHConfig:
         from paramiko import SSHConfig as ParamikoConfig  # its ssh_config parser only
 
         try:
-            text = path.read_text(encoding="utf-8", errors="replace")
-            lines = _without_match_exec(text)
+            lines, neutered = _match_exec(path.read_text("utf-8", errors="replace"))
             if explicit and lines:
                 builder.error(
                     ("defaults", "ssh_config"),
@@ -175,7 +174,7 @@ class SSHConfig:
                     " inventory never runs anything: remove it or match on host",
                 )
                 return cls(None)
-            return cls(ParamikoConfig.from_text(_neutered(text)))
+            return cls(ParamikoConfig.from_text(neutered))
         except Exception as exc:  # paramiko raises several kinds for a bad file
             builder.error(
                 ("defaults", "ssh_config") if explicit else (),
@@ -207,14 +206,14 @@ _MATCH_EXEC = re.compile(r"^\s*match\b.*(?:^|\s|=)!?exec\b", re.IGNORECASE)
 _NEVER = "Match host runbook-never-matches.invalid"
 
 
-def _without_match_exec(text: str) -> list[int]:
-    """The numbers of the lines that are ``Match ... exec`` blocks."""
-    return [n for n, line in enumerate(text.splitlines(), 1) if _MATCH_EXEC.match(line)]
-
-
-def _neutered(text: str) -> str:
-    """The config with every ``Match exec`` block matching nothing (the operator's
-    own ~/.ssh/config: runbook reads it, and runs none of its commands)."""
-    return "\n".join(
-        _NEVER if _MATCH_EXEC.match(line) else line for line in text.splitlines()
-    )
+def _match_exec(text: str) -> tuple[list[int], str]:
+    """The numbers of the ``Match ... exec`` lines, and the config with each such
+    block matching nothing (the operator's own ~/.ssh/config: runbook reads it, and
+    runs none of its commands)."""
+    found, kept = [], []
+    for number, line in enumerate(text.splitlines(), 1):
+        if _MATCH_EXEC.match(line):
+            found.append(number)
+            line = _NEVER
+        kept.append(line)
+    return found, "\n".join(kept)
